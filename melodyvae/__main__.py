@@ -1,0 +1,3 @@
+from melodyvae.cli import main
+
+main()

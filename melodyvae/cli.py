@@ -1,0 +1,760 @@
+"""The ``melodyvae`` command line: parse options, call the library, show results.
+
+Heavy libraries (torch, music21) are imported inside the commands so that
+``melodyvae --help`` answers at once. Errors the user can cause end in one line on
+stderr and exit status 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from melodyvae.errors import MelodyVAEError
+
+logger = logging.getLogger("melodyvae")
+
+ATTRIBUTE_CHOICES = ("rhythmic_complexity", "pitch_range", "note_density", "contour")
+ATTRIBUTE_LABELS = {
+    "rhythmic_complexity": "rhythm",
+    "pitch_range": "range",
+    "note_density": "density",
+    "contour": "contour",
+}
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+class _Group(click.Group):
+    """A click group that turns the project's errors into one line and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (MelodyVAEError, OSError) as error:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            message = str(error) or type(error).__name__
+            click.echo(f"melodyvae: error: {message}", err=True)
+            ctx.exit(1)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"melodyvae: warning: {message}", err=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.version_option(package_name="melodyvae")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """Measure, sample, interpolate and edit melodies with an attribute-regularised
+    VAE whose latent axes carry rhythmic complexity, pitch range, note density and
+    contour.
+
+    Commands that need a model use the shipped folk model unless given
+    --checkpoint.
+    """
+    ctx.obj = {"debug": debug}
+    from rich.logging import RichHandler
+
+    handler = RichHandler(
+        console=_console(stderr=True), show_time=False, show_path=False
+    )
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not debug:
+        warnings.showwarning = _show_warning
+
+
+# -- shared options --------------------------------------------------------------
+
+checkpoint_option = click.option(
+    "--checkpoint",
+    "-c",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Model checkpoint (STEM, STEM.json or STEM.safetensors). "
+    "Default: the shipped folk model.",
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Overwrite existing output files."
+)
+
+
+def _load_model(checkpoint: Path | None):
+    from melodyvae.music.training import load_trained_model
+
+    return load_trained_model(checkpoint)
+
+
+def _refuse_overwrite(paths: list[Path], force: bool) -> None:
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise MelodyVAEError(
+            f"{existing[0]}{more} already exist(s); use --force to overwrite"
+        )
+
+
+def _read_tune(path: Path, tune: int, part: int):
+    from melodyvae.music.reading import read_melodies
+
+    melodies = read_melodies(path, part=part)
+    if not 1 <= tune <= len(melodies):
+        raise MelodyVAEError(
+            f"{path}: tune {tune} requested, the file has {len(melodies)}"
+        )
+    return melodies[tune - 1]
+
+
+def _fmt(value: float | None, name: str) -> str:
+    if value is None:
+        return "-"
+    if name == "rhythmic_complexity":
+        return f"{value:.3f}"
+    return f"{value:+g}" if name == "contour" else f"{value:g}"
+
+
+# -- train -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--corpus",
+    default="folk",
+    show_default=True,
+    help="folk, folk+essen (non-commercial licence), chorales, "
+    "or a file/folder of ABC, MIDI, MusicXML.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Checkpoint stem to write. Default: runs/CORPUS.",
+)
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(2))
+@click.option(
+    "--lr",
+    "learning_rate",
+    default=1e-3,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Adam learning rate.",
+)
+@click.option("--beta", default=0.001, show_default=True, type=float, help="KL weight.")
+@click.option(
+    "--gamma",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="AR weight (0 gives the beta-VAE baseline).",
+)
+@click.option("--delta", default=10.0, show_default=True, type=float, help="AR spread.")
+@click.option("--latent-dim", default=32, show_default=True, type=click.IntRange(4))
+@click.option(
+    "--max-transpose",
+    default=6,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Random transposition of training measures, in semitones.",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="torch device: cpu, cuda, cuda:1 ...",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run of the same --out."
+)
+@force_option
+def train(
+    corpus: str,
+    out: Path | None,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    beta: float,
+    gamma: float,
+    delta: float,
+    latent_dim: int,
+    max_transpose: int,
+    seed: int,
+    device: str,
+    resume: bool,
+    force: bool,
+) -> None:
+    """Train an AR-VAE on the 4-beat bars (4/4, 2/2) of a corpus.
+
+    The corpus is parsed once and cached; later runs start training at once.
+    Example: melodyvae train --corpus folk --epochs 30 -o runs/folk
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from melodyvae.core.checkpoint import checkpoint_stem, resume_path
+    from melodyvae.core.losses import ARConfig
+    from melodyvae.core.trainer import TrainConfig
+    from melodyvae.music.training import MusicTrainOptions, train_music_model
+
+    if out is None:
+        label = "".join(c if c.isalnum() or c in "+-_" else "_" for c in corpus)
+        out = Path("runs") / label.strip("_")
+    stem = checkpoint_stem(out)
+    outputs = [stem.with_name(stem.name + s) for s in (".json", ".safetensors")]
+    if resume and not resume_path(stem).exists():
+        raise MelodyVAEError(f"{resume_path(stem)}: nothing to resume")
+    if not resume:
+        _refuse_overwrite(outputs, force)
+    _check_device(device)
+
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        loss=ARConfig(beta=beta, gamma=gamma, delta=delta),
+        reg_dims=(0, 1, 2, 3),
+        device=device,
+    )
+    options = MusicTrainOptions(max_transpose=max_transpose)
+    command = "melodyvae " + shlex.join(sys.argv[1:]) if sys.argv else ""
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
+        state: dict[str, Any] = {}
+
+        def on_corpus_start(n_files: int) -> None:
+            state["corpus"] = progress.add_task(f"reading {corpus}", total=n_files)
+
+        def on_corpus_file(path: str, n_tunes: int) -> None:
+            progress.advance(state["corpus"])
+
+        def on_batch(done: int, total: int) -> None:
+            if "epoch" not in state:
+                state["epoch"] = progress.add_task("epoch", total=total)
+            progress.update(state["epoch"], completed=done, total=total)
+
+        def on_epoch(metrics: dict[str, Any]) -> None:
+            progress.update(
+                state["epoch"],
+                completed=0,
+                description=f"epoch {metrics['epoch'] + 1}/{epochs}",
+            )
+
+        result = train_music_model(
+            corpus,
+            stem,
+            config,
+            options=options,
+            latent_dim=latent_dim,
+            resume=resume,
+            command=command,
+            on_corpus_start=on_corpus_start,
+            on_corpus_file=on_corpus_file,
+            on_batch=on_batch,
+            on_epoch=on_epoch,
+        )
+    metrics = result["test_metrics"]
+    _print_metrics(metrics, title=f"{stem} on the held-out test split")
+    click.echo(f"wrote {stem}.safetensors and {stem}.json")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        torch.zeros(1, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise MelodyVAEError(f"device {device!r} is not usable here ({error})")
+
+
+def _print_metrics(metrics: dict[str, Any], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("measures", str(metrics["n_measures"]))
+    table.add_row("token accuracy", f"{100 * metrics['recon_accuracy']:.2f} %")
+    if metrics.get("onset_accuracy") is not None:
+        table.add_row("onset accuracy", f"{100 * metrics['onset_accuracy']:.2f} %")
+    for name, rho in metrics["spearman"].items():
+        table.add_row(f"Spearman {name}", f"{rho:.3f}")
+    _console().print(table)
+
+
+# -- evaluate ------------------------------------------------------------------------
+
+
+@cli.command()
+@checkpoint_option
+@click.option(
+    "--split",
+    type=click.Choice(["train", "valid", "test"]),
+    default="test",
+    show_default=True,
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the metrics as JSON.",
+)
+@force_option
+def evaluate(
+    checkpoint: Path | None, split: str, json_path: Path | None, force: bool
+) -> None:
+    """Reconstruction accuracy and attribute/latent Spearman on held-out bars.
+
+    Example: melodyvae evaluate --json metrics.json
+    """
+    from melodyvae.music.corpora import load_corpus
+    from melodyvae.music.training import corpus_split, held_out_metrics
+
+    if json_path is not None:
+        _refuse_overwrite([json_path], force)
+    trained = _load_model(checkpoint)
+    corpus_name = trained.meta["corpus"]["name"]
+    corpus = load_corpus(corpus_name, vocab=trained.vocab)
+    data = corpus_split(corpus, split, trained.grid, trained.meters)
+    metrics = held_out_metrics(trained.model, data, trained.vocab, trained.reg_dims)
+    _print_metrics(
+        metrics, title=f"{trained.path} on the {split} split of {corpus_name}"
+    )
+    if json_path is not None:
+        record = {
+            "checkpoint": str(trained.path),
+            "corpus": corpus.identity(),
+            "split": split,
+            **metrics,
+        }
+        json_path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+# -- sample ----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "-n",
+    "--n",
+    "n_samples",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Number of measures.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("samples"),
+    show_default=True,
+    help="Output folder.",
+)
+@click.option(
+    "--temperature",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="0 = most likely tokens; higher = wilder.",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@checkpoint_option
+@force_option
+def sample(
+    n_samples: int,
+    out: Path,
+    temperature: float,
+    seed: int,
+    checkpoint: Path | None,
+    force: bool,
+) -> None:
+    """Sample new measures from the prior and write them as MIDI.
+
+    Writes sample_01.mid ... and all_samples.mid (every sample in sequence).
+    Example: melodyvae sample --n 16 -o out/
+    """
+    from melodyvae.music.attributes import compute_attributes
+    from melodyvae.music.generation import measures_to_melody, sample_measures
+    from melodyvae.music.writing import melody_to_midi
+
+    trained = _load_model(checkpoint)
+    width = max(2, len(str(n_samples)))
+    paths = [out / f"sample_{i:0{width}d}.mid" for i in range(1, n_samples + 1)]
+    together = out / "all_samples.mid"
+    _refuse_overwrite(paths + [together], force)
+
+    tokens = sample_measures(trained, n_samples, temperature=temperature, seed=seed)
+    melodies = [
+        measures_to_melody(trained, tokens[i : i + 1], title=path.stem)
+        for i, path in enumerate(paths)
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    for melody, path in zip(melodies, paths, strict=True):
+        melody_to_midi(melody, path)
+    melody_to_midi(measures_to_melody(trained, tokens, title="all samples"), together)
+
+    attributes = compute_attributes(tokens, trained.grid)
+    _attribute_table(
+        [p.name for p in paths], attributes, title=f"{n_samples} samples in {out}"
+    )
+
+
+def _attribute_table(labels: list[str], attributes, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("")
+    for name in ATTRIBUTE_CHOICES:
+        table.add_column(ATTRIBUTE_LABELS[name], justify="right")
+    for label, row in zip(labels, attributes, strict=True):
+        table.add_row(label, *(_fmt(v, n) for v, n in zip(row, ATTRIBUTE_CHOICES)))
+    _console().print(table)
+
+
+# -- interpolate -------------------------------------------------------------------
+
+
+def _bar_source(spec: str, trained) -> tuple[str, Any]:
+    """Tokens from FILE (every usable bar) or FILE:N (bar N)."""
+    from melodyvae.music.generation import encodable_bars
+
+    path_text, _, bar_text = spec.rpartition(":")
+    if not path_text or not bar_text.isdigit():
+        path_text, bar_text = spec, ""
+    melody = _read_tune(Path(path_text), 1, 0)
+    encodable = encodable_bars(trained, melody)
+    if bar_text:
+        index = int(bar_text)
+        if index not in encodable.tokens:
+            why = encodable.reasons.get(index, "no such bar")
+            raise MelodyVAEError(f"{path_text}: bar {index} cannot be used ({why})")
+        return path_text, [encodable.tokens[index]]
+    if not encodable.tokens:
+        raise MelodyVAEError(f"{path_text}: no bar this model can take")
+    return path_text, [encodable.tokens[i] for i in encodable.indices]
+
+
+@cli.command()
+@click.argument("start", metavar="A")
+@click.argument("end", metavar="B")
+@click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 1000))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("interpolation"),
+    show_default=True,
+    help="Output folder.",
+)
+@checkpoint_option
+@force_option
+def interpolate(
+    start: str, end: str, steps: int, out: Path, checkpoint: Path | None, force: bool
+) -> None:
+    """Interpolate in latent space from A to B and write each step as MIDI.
+
+    A and B are music files (their bars are paired in order) or FILE:N for bar N
+    of a file. Writes step_01.mid ... and all_steps.mid.
+    Example: melodyvae interpolate tune.mid:1 tune.mid:4 --steps 8 -o out/
+    """
+    import numpy as np
+
+    from melodyvae.music.attributes import compute_attributes
+    from melodyvae.music.generation import (
+        decode_latents,
+        encode_measures,
+        interpolate_latents,
+        measures_to_melody,
+    )
+    from melodyvae.music.writing import melody_to_midi
+
+    trained = _load_model(checkpoint)
+    _, bars_a = _bar_source(start, trained)
+    _, bars_b = _bar_source(end, trained)
+    n_bars = min(len(bars_a), len(bars_b))
+    width = max(2, len(str(steps)))
+    paths = [out / f"step_{i:0{width}d}.mid" for i in range(1, steps + 1)]
+    together = out / "all_steps.mid"
+    _refuse_overwrite(paths + [together], force)
+
+    z_a = encode_measures(trained, np.stack(bars_a[:n_bars]))
+    z_b = encode_measures(trained, np.stack(bars_b[:n_bars]))
+    path_codes = interpolate_latents(z_a, z_b, steps)  # (steps, n_bars, Z)
+    decoded = decode_latents(trained, path_codes.reshape(steps * n_bars, -1))
+    decoded = decoded.reshape(steps, n_bars, -1)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(paths):
+        melody_to_midi(measures_to_melody(trained, decoded[i], title=path.stem), path)
+    melody_to_midi(
+        measures_to_melody(trained, decoded.reshape(steps * n_bars, -1), "all steps"),
+        together,
+    )
+    first_bars = compute_attributes(decoded[:, 0], trained.grid)
+    _attribute_table(
+        [p.name for p in paths],
+        first_bars,
+        title=f"{steps} steps ({n_bars} bar(s) each) in {out}; attributes of bar 1",
+    )
+
+
+# -- edit ------------------------------------------------------------------------------
+
+
+def _parse_bars(text: str | None) -> set[int] | None:
+    if text is None:
+        return None
+    bars: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise MelodyVAEError(f"--bars {text!r}: use numbers and ranges like 5-8,12")
+        bars.update(range(int(low), int(high or low) + 1))
+    return bars
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--attr",
+    "shifts",
+    multiple=True,
+    nargs=2,
+    type=(click.Choice(ATTRIBUTE_CHOICES), float),
+    metavar="NAME DELTA",
+    help="Move NAME's latent axis by DELTA prior standard deviations (repeatable).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Output MIDI. Default: FILE-edited.mid beside FILE.",
+)
+@click.option(
+    "--bars",
+    "bar_text",
+    default=None,
+    help="Only these bars, e.g. 5-8 or 1,3,9-12 (default: all).",
+)
+@click.option(
+    "--tune",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Which tune of a multi-tune file (ABC).",
+)
+@click.option(
+    "--part",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Which part/track holds the melody (0 = first with notes).",
+)
+@checkpoint_option
+@force_option
+def edit(
+    file: Path,
+    shifts: tuple[tuple[str, float], ...],
+    out: Path | None,
+    bar_text: str | None,
+    tune: int,
+    part: int,
+    checkpoint: Path | None,
+    force: bool,
+) -> None:
+    """Edit a tune by moving attribute axes of every bar, and write MIDI.
+
+    Example: melodyvae edit tune.mid --attr note_density +1.5 -o tune-denser.mid
+    """
+    from melodyvae.music.generation import edit_melody
+    from melodyvae.music.writing import melody_to_midi
+
+    if not shifts:
+        raise click.UsageError("give at least one --attr NAME DELTA")
+    out = out or file.with_name(f"{file.stem}-edited.mid")
+    if out.resolve() == file.resolve():
+        raise MelodyVAEError(f"{out}: refusing to write over the input file")
+    _refuse_overwrite([out], force)
+    trained = _load_model(checkpoint)
+    melody = _read_tune(file, tune, part)
+    edited, reports = edit_melody(
+        trained, melody, dict(shifts), bars=_parse_bars(bar_text)
+    )
+    melody_to_midi(edited, out)
+
+    from rich.table import Table
+
+    table = Table(title=f"{file.name} → {out}")
+    table.add_column("bar", justify="right")
+    for name in ATTRIBUTE_CHOICES:
+        table.add_column(f"{ATTRIBUTE_LABELS[name]}\nbefore → after", justify="right")
+    for report in reports:
+        if report.status != "edited":
+            table.add_row(str(report.index), f"[dim]kept: {report.reason}[/dim]")
+            continue
+        cells = [
+            f"{_fmt(report.before[n], n)} → {_fmt(report.after[n], n)}"
+            for n in ATTRIBUTE_CHOICES
+        ]
+        table.add_row(str(report.index), *cells)
+    _console().print(table)
+    n_edited = sum(r.status == "edited" for r in reports)
+    click.echo(f"edited {n_edited} of {len(reports)} bars; wrote {out}")
+
+
+# -- attributes -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--part",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Which part/track holds the melody.",
+)
+def attributes(file: Path, as_json: bool, part: int) -> None:
+    """The four attributes of every bar of every tune in FILE.
+
+    Example: melodyvae attributes tune.abc --json
+    """
+    from melodyvae.music.measure import file_attributes
+
+    record = file_attributes(file, part=part)
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    from rich.table import Table
+
+    console = _console()
+    for tune in record["tunes"]:
+        table = Table(title=tune["title"])
+        table.add_column("bar", justify="right")
+        table.add_column("meter")
+        for name in ATTRIBUTE_CHOICES:
+            table.add_column(ATTRIBUTE_LABELS[name], justify="right")
+        for bar in tune["bars"]:
+            label = f"{bar['index']}{' (pickup)' if bar['pickup'] else ''}"
+            if bar["status"] != "ok":
+                table.add_row(label, bar["meter"], f"[dim]{bar['reason']}[/dim]")
+                continue
+            table.add_row(
+                label, bar["meter"], *(_fmt(bar[n], n) for n in ATTRIBUTE_CHOICES)
+            )
+        console.print(table)
+
+
+# -- corpus ------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def corpus() -> None:
+    """Build and inspect corpora (folk, folk+essen, chorales, or a path)."""
+
+
+@corpus.command("info")
+@click.argument("name")
+@click.option("--rebuild", is_flag=True, help="Parse again even if cached.")
+def corpus_info(name: str, rebuild: bool) -> None:
+    """Tunes, bars by meter, bars kept and skipped (builds the cache if needed).
+
+    Example: melodyvae corpus info folk
+    """
+    from rich.table import Table
+
+    from melodyvae.music.corpora import fraction_of_kept
+    from melodyvae.music.training import DEFAULT_METERS
+
+    built = _load_corpus_with_progress(name, rebuild)
+    stats = built.stats
+    console = _console()
+    if stats.get("notice"):
+        console.print(f"[yellow]{stats['notice']}[/yellow]")
+    console.print(
+        f"[bold]{stats['corpus']}[/bold]: {stats['n_tunes']} tunes from "
+        f"{stats['n_files']} files ({stats['n_files_failed']} unreadable); "
+        f"tunes by split {stats['tunes_by_split']}"
+    )
+    table = Table(title="bars by meter")
+    table.add_column("meter")
+    table.add_column("bars", justify="right")
+    table.add_column("tokenised", justify="right")
+    for meter, count in stats["bars_by_meter"].items():
+        kept = stats["bars_kept_by_meter"].get(meter, 0)
+        table.add_row(meter, str(count), str(kept))
+    console.print(table)
+    skipped = Table(title="bars skipped, by reason")
+    skipped.add_column("reason")
+    skipped.add_column("bars", justify="right")
+    for reason, count in stats["bars_skipped_by_reason"].items():
+        skipped.add_row(reason, str(count))
+    console.print(skipped)
+    model_rows = {
+        s: len(built.select(DEFAULT_METERS, s)) for s in ("train", "valid", "test")
+    }
+    share = fraction_of_kept(stats, DEFAULT_METERS)
+    console.print(
+        f"4-beat model measures (4/4, 2/2, no pickups): {model_rows}; "
+        f"{100 * share:.1f} % of 4/4 and 2/2 bars tokenised"
+    )
+    for problem in stats["failed_files"][:10]:
+        console.print(f"[red]unreadable:[/red] {problem}")
+
+
+def _load_corpus_with_progress(name: str, rebuild: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from melodyvae.music.corpora import load_corpus
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
+        task: dict[str, Any] = {}
+        return load_corpus(
+            name,
+            rebuild=rebuild,
+            on_start=lambda n: task.setdefault(
+                "id", progress.add_task(f"reading {name}", total=n)
+            ),
+            on_file=lambda path, n: progress.advance(task["id"]),
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="melodyvae")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The AR-VAE training loop, shared by every domain.
+
+The domain supplies a model whose ``forward(x, **kwargs)`` returns an object with
+``mu``, ``logvar`` and ``z`` and which has ``reconstruction_loss(output, x)`` and
+``reconstruction_hits(output, x)``; the data as arrays with one attribute row per
+example; and a function turning an index batch into input tensors (where on-the-fly
+augmentation happens). The loop owns epochs, the optimiser, validation, the
+best-on-validation choice and resuming.
+
+Each epoch is seeded from ``(seed, epoch)``, so a run resumed after epoch k draws the
+same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from melodyvae.core.checkpoint import load_resume_state, save_resume_state
+from melodyvae.core.losses import ARConfig, kl_divergence, total_ar_loss
+
+logger = logging.getLogger(__name__)
+
+BatchMaker = Callable[[np.ndarray, np.random.Generator | None], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the published music recipe by default)."""
+
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 1e-4
+    seed: int = 0
+    loss: ARConfig = field(default_factory=ARConfig)
+    reg_dims: tuple[int, ...] = (0, 1, 2, 3)
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Split:
+    """Examples of one split: model inputs (N, ...) and attributes (N, L)."""
+
+    inputs: np.ndarray
+    attributes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator | None):
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def _loss_terms(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    attributes: torch.Tensor,
+    config: TrainConfig,
+    forward_kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    output = model(x, **forward_kwargs)
+    recon = model.reconstruction_loss(output, x)
+    kl = kl_divergence(output.mu, output.logvar)
+    ar, ar_terms = total_ar_loss(
+        output.z, attributes, list(config.reg_dims), config.loss.delta
+    )
+    total = recon + config.loss.beta * kl + config.loss.gamma * ar
+    terms = {"loss": total, "recon": recon, "kl": kl, "ar": ar}
+    terms.update({f"ar{i}": term for i, term in enumerate(ar_terms)})
+    return total, terms, model.reconstruction_hits(output, x)
+
+
+def evaluate_split(
+    model: torch.nn.Module,
+    split: Split,
+    config: TrainConfig,
+    make_batch: BatchMaker,
+    forward_kwargs: dict[str, Any],
+) -> dict[str, float]:
+    """Mean loss terms and reconstruction accuracy over ``split`` (no gradients)."""
+    model.eval()
+    sums: dict[str, float] = {}
+    hits = total = 0
+    n_batches = 0
+    with torch.no_grad():
+        for index in _batches(len(split), config.batch_size, None):
+            x = make_batch(split.inputs[index], None).to(config.device)
+            attributes = torch.as_tensor(
+                split.attributes[index], dtype=torch.float32, device=config.device
+            )
+            _, terms, batch_hits = _loss_terms(
+                model, x, attributes, config, forward_kwargs
+            )
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            hits += int(batch_hits.sum())
+            total += batch_hits.numel()
+            n_batches += 1
+    metrics = {key: value / max(n_batches, 1) for key, value in sums.items()}
+    metrics["acc"] = hits / max(total, 1)
+    return metrics
+
+
+def train(
+    model: torch.nn.Module,
+    train_split: Split,
+    valid_split: Split,
+    config: TrainConfig,
+    make_batch: BatchMaker,
+    *,
+    train_kwargs: Callable[[int], dict[str, Any]] = lambda epoch: {},
+    eval_kwargs: dict[str, Any] | None = None,
+    save_best: Callable[[torch.nn.Module, dict[str, Any]], None] | None = None,
+    resume_stem: str | None = None,
+    resume: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``model``; returns the history and the best epoch's metrics.
+
+    ``train_kwargs(epoch)`` gives the forward options of each epoch (e.g. a
+    teacher-forcing schedule); ``eval_kwargs`` those of validation. After every epoch
+    ``save_best`` is called when validation loss improved, and the resume state is
+    written to ``resume_stem`` (if given). ``on_batch(done, total)`` reports progress
+    within an epoch, ``on_epoch(metrics)`` each finished epoch.
+    """
+    model.to(config.device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    first_epoch = 1
+    if resume:
+        if resume_stem is None:
+            raise ValueError("resume needs resume_stem")
+        state = load_resume_state(resume_stem)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        history = list(state["history"])
+        best = state["best"]
+        first_epoch = int(state["epoch"]) + 1
+        logger.info("resuming after epoch %d", first_epoch - 1)
+
+    n_batches = math.ceil(len(train_split) / config.batch_size)
+    for epoch in range(first_epoch, config.epochs + 1):
+        started = time.perf_counter()
+        rng = np.random.default_rng([config.seed, epoch])
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        model.train()
+        sums: dict[str, float] = {}
+        hits = total = 0
+        for done, index in enumerate(
+            _batches(len(train_split), config.batch_size, rng), 1
+        ):
+            x = make_batch(train_split.inputs[index], rng).to(config.device)
+            attributes = torch.as_tensor(
+                train_split.attributes[index], dtype=torch.float32, device=config.device
+            )
+            loss, terms, batch_hits = _loss_terms(
+                model, x, attributes, config, train_kwargs(epoch)
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            hits += int(batch_hits.sum())
+            total += batch_hits.numel()
+            if on_batch is not None:
+                on_batch(done, n_batches)
+
+        metrics: dict[str, Any] = {"epoch": epoch}
+        metrics.update({f"train_{k}": v / n_batches for k, v in sums.items()})
+        metrics["train_acc"] = hits / max(total, 1)
+        valid = evaluate_split(
+            model, valid_split, config, make_batch, eval_kwargs or {}
+        )
+        metrics.update({f"valid_{k}": v for k, v in valid.items()})
+        metrics["time_s"] = time.perf_counter() - started
+        improved = best is None or metrics["valid_loss"] < best["valid_loss"]
+        metrics["best"] = improved
+        if improved:
+            best = dict(metrics)
+            if save_best is not None:
+                save_best(model, best)
+        history.append(metrics)
+        logger.info(" ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+        if on_epoch is not None:
+            on_epoch(metrics)
+        if resume_stem is not None:
+            save_resume_state(
+                resume_stem,
+                {
+                    "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "epoch": epoch,
+                    "history": history,
+                    "best": best,
+                },
+            )
+    return {"history": history, "best": best}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
