@@ -128,7 +128,7 @@ def _fmt(value: float | None, name: str) -> str:
     return f"{value:+g}" if name == "contour" else f"{value:g}"
 
 
-# -- train -----------------------------------------------------------------------
+# -- train ---------------------------------------------------------------------
 
 
 @cli.command()
@@ -292,7 +292,9 @@ def _check_device(device: str) -> None:
     try:
         torch.zeros(1, device=device)
     except (RuntimeError, AssertionError) as error:
-        raise MelodyVAEError(f"device {device!r} is not usable here ({error})")
+        raise MelodyVAEError(
+            f"device {device!r} is not usable here ({error})"
+        ) from None
 
 
 def _print_metrics(metrics: dict[str, Any], title: str) -> None:
@@ -310,7 +312,7 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
     _console().print(table)
 
 
-# -- evaluate ------------------------------------------------------------------------
+# -- evaluate ------------------------------------------------------------------
 
 
 @cli.command()
@@ -359,7 +361,7 @@ def evaluate(
         json_path.write_text(json.dumps(record, indent=2) + "\n")
 
 
-# -- sample ----------------------------------------------------------------------
+# -- sample --------------------------------------------------------------------
 
 
 @cli.command()
@@ -437,11 +439,13 @@ def _attribute_table(labels: list[str], attributes, title: str) -> None:
     for name in ATTRIBUTE_CHOICES:
         table.add_column(ATTRIBUTE_LABELS[name], justify="right")
     for label, row in zip(labels, attributes, strict=True):
-        table.add_row(label, *(_fmt(v, n) for v, n in zip(row, ATTRIBUTE_CHOICES)))
+        table.add_row(
+            label, *(_fmt(v, n) for v, n in zip(row, ATTRIBUTE_CHOICES, strict=True))
+        )
     _console().print(table)
 
 
-# -- interpolate -------------------------------------------------------------------
+# -- interpolate ---------------------------------------------------------------
 
 
 def _bar_source(spec: str, trained) -> tuple[str, Any]:
@@ -527,7 +531,7 @@ def interpolate(
     )
 
 
-# -- edit ------------------------------------------------------------------------------
+# -- edit ----------------------------------------------------------------------
 
 
 def _parse_bars(text: str | None) -> set[int] | None:
@@ -632,7 +636,7 @@ def edit(
     click.echo(f"edited {n_edited} of {len(reports)} bars; wrote {out}")
 
 
-# -- attributes -------------------------------------------------------------------------
+# -- attributes ----------------------------------------------------------------
 
 
 @cli.command()
@@ -676,7 +680,7 @@ def attributes(file: Path, as_json: bool, part: int) -> None:
         console.print(table)
 
 
-# -- corpus ------------------------------------------------------------------------------
+# -- corpus --------------------------------------------------------------------
 
 
 @cli.group(cls=_Group)

@@ -81,7 +81,9 @@ def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{meta_path}: not a checkpoint description ({error})")
+        raise CheckpointError(
+            f"{meta_path}: not a checkpoint description ({error})"
+        ) from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{meta_path}: checkpoint format {meta.get('format_version')!r}, "
@@ -90,7 +92,7 @@ def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         state = load_file(str(weights_path))
     except (OSError, SafetensorsError) as error:
-        raise CheckpointError(f"{weights_path}: unreadable weights ({error})")
+        raise CheckpointError(f"{weights_path}: unreadable weights ({error})") from None
     return state, meta
 
 
@@ -111,4 +113,4 @@ def load_resume_state(stem: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: unreadable training state ({error})")
+        raise CheckpointError(f"{path}: unreadable training state ({error})") from None

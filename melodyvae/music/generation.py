@@ -88,7 +88,7 @@ def measures_to_melody(
 
 
 def interpolate_latents(start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
-    """``steps`` codes evenly spaced from ``start`` to ``end`` inclusive (steps, ...)."""
+    """``steps`` codes evenly spaced from ``start`` to ``end``, both included."""
     if steps < 2:
         raise MelodyVAEError(f"interpolation needs at least 2 steps, got {steps}")
     weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)

@@ -58,9 +58,9 @@ class Melody:
     ``notes`` are sorted by onset and never overlap. ``bars`` cover the melody from
     time 0 without gaps. ``key`` is a name like ``"G major"`` (or None when unknown),
     ``tempo_qpm`` quarter notes per minute (or None), ``source`` the file it came from.
-    ``pickup_length`` is the
-    notated length of the pickup in ql (0 without one). ``warnings`` lists what the reader assumed or repaired (e.g. "no time signature:
-    assumed 4/4").
+    ``pickup_length`` is the notated length of the pickup in ql (0 without one).
+    ``warnings`` lists what the reader assumed or repaired (e.g. "no time
+    signature: assumed 4/4").
     """
 
     title: str

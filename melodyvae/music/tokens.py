@@ -123,7 +123,8 @@ class Vocabulary:
     def pitch_to_token(self, pitch: int) -> int:
         if not self.pitch_min <= pitch <= self.pitch_max:
             raise ValueError(
-                f"pitch {pitch} outside the vocabulary {self.pitch_min}-{self.pitch_max}"
+                f"pitch {pitch} outside the vocabulary "
+                f"{self.pitch_min}-{self.pitch_max}"
             )
         return 2 + pitch - self.pitch_min
 
