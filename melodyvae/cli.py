@@ -146,8 +146,8 @@ def _fmt(value: float | None, name: str) -> str:
     default=None,
     help="Checkpoint stem to write. Default: runs/CORPUS.",
 )
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(2))
+@click.option("--epochs", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
 @click.option(
     "--lr",
     "learning_rate",
@@ -173,6 +173,16 @@ def _fmt(value: float | None, name: str) -> str:
     type=click.IntRange(0),
     help="Random transposition of training measures, in semitones.",
 )
+@click.option(
+    "--teacher-forcing",
+    nargs=2,
+    type=click.FloatRange(0, 1),
+    default=(1.0, 0.5),
+    show_default=True,
+    metavar="FIRST LAST",
+    help="Share of true previous tokens fed to the decoder, falling linearly "
+    "from the first epoch to the last.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--device",
@@ -195,6 +205,7 @@ def train(
     delta: float,
     latent_dim: int,
     max_transpose: int,
+    teacher_forcing: tuple[float, float],
     seed: int,
     device: str,
     resume: bool,
@@ -238,7 +249,11 @@ def train(
         reg_dims=(0, 1, 2, 3),
         device=device,
     )
-    options = MusicTrainOptions(max_transpose=max_transpose)
+    options = MusicTrainOptions(
+        max_transpose=max_transpose,
+        teacher_forcing_start=teacher_forcing[0],
+        teacher_forcing_end=teacher_forcing[1],
+    )
     command = "melodyvae " + shlex.join(sys.argv[1:]) if sys.argv else ""
 
     columns = (

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from melodyvae.errors import CheckpointError
@@ -91,7 +91,7 @@ def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         )
     try:
         state = load_file(str(weights_path))
-    except (OSError, SafetensorsError) as error:
+    except (OSError, SafetensorError) as error:
         raise CheckpointError(f"{weights_path}: unreadable weights ({error})") from None
     return state, meta
 

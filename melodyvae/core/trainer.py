@@ -33,11 +33,17 @@ BatchMaker = Callable[[np.ndarray, np.random.Generator | None], torch.Tensor]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings (the published music recipe by default)."""
+    """Optimisation settings.
+
+    The learning rate follows a cosine from ``learning_rate`` in the first epoch to
+    ``learning_rate * final_lr_fraction`` in the last; it is a function of the epoch
+    alone, so resuming needs no scheduler state.
+    """
 
     epochs: int = 30
     batch_size: int = 256
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-3
+    final_lr_fraction: float = 0.05
     seed: int = 0
     loss: ARConfig = field(default_factory=ARConfig)
     reg_dims: tuple[int, ...] = (0, 1, 2, 3)
@@ -105,7 +111,7 @@ def evaluate_split(
                 model, x, attributes, config, forward_kwargs
             )
             for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
+                sums[key] = sums.get(key, 0.0) + value.item()
             hits += int(batch_hits.sum())
             total += batch_hits.numel()
             n_batches += 1
@@ -156,6 +162,8 @@ def train(
     n_batches = math.ceil(len(train_split) / config.batch_size)
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate_at(config, epoch)
         rng = np.random.default_rng([config.seed, epoch])
         torch.manual_seed(config.seed * 100_003 + epoch)
         model.train()
@@ -175,13 +183,16 @@ def train(
             loss.backward()
             optimiser.step()
             for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
+                sums[key] = sums.get(key, 0.0) + value.item()
             hits += int(batch_hits.sum())
             total += batch_hits.numel()
             if on_batch is not None:
                 on_batch(done, n_batches)
 
-        metrics: dict[str, Any] = {"epoch": epoch}
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            "lr": learning_rate_at(config, epoch),
+        }
         metrics.update({f"train_{k}": v / n_batches for k, v in sums.items()})
         metrics["train_acc"] = hits / max(total, 1)
         valid = evaluate_split(
@@ -211,6 +222,15 @@ def train(
                 },
             )
     return {"history": history, "best": best}
+
+
+def learning_rate_at(config: TrainConfig, epoch: int) -> float:
+    """Cosine decay from the full rate (epoch 1) to the final fraction (last)."""
+    progress = (epoch - 1) / max(config.epochs - 1, 1)
+    floor = config.learning_rate * config.final_lr_fraction
+    return floor + (config.learning_rate - floor) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
 
 
 def _fmt(value: Any) -> str:

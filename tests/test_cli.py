@@ -1,0 +1,126 @@
+"""End to end through the command line on a tiny model trained on real tunes."""
+
+import json
+from pathlib import Path
+
+import mido
+import pretty_midi
+import pytest
+from click.testing import CliRunner
+
+from melodyvae.cli import cli
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """Two epochs on 40 real reels from Ryan's Mammoth Collection (music21 corpus)."""
+    work = tmp_path_factory.mktemp("tiny")
+    corpus = DATA / "ryans_mammoth_reels"
+    cache = work / "cache"
+    env = {"MELODYVAE_CACHE_DIR": str(cache)}
+    stem = work / "model"
+    args = ["train", "--corpus", str(corpus), "--epochs", "2", "--batch-size", "64"]
+    args += ["--latent-dim", "8", "-o", str(stem)]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    return {"stem": stem, "env": env, "work": work, "corpus": corpus}
+
+
+def test_train_writes_a_checkpoint_with_its_description(tiny_model):
+    meta = json.loads(tiny_model["stem"].with_suffix(".json").read_text())
+    assert meta["model_config"]["latent_dim"] == 8
+    assert [a["name"] for a in meta["attributes"]] == [
+        "rhythmic_complexity",
+        "pitch_range",
+        "note_density",
+        "contour",
+    ]
+    assert set(meta["test_metrics"]["spearman"]) == {a["name"] for a in meta["attributes"]}
+    assert 0 <= meta["test_metrics"]["recon_accuracy"] <= 1
+    assert len(meta["history"]) == 2
+    assert Path(str(tiny_model["stem"]) + ".safetensors").is_file()
+
+
+def test_second_train_reuses_the_cache_and_refuses_to_overwrite(tiny_model):
+    cached = list((tiny_model["work"] / "cache").glob("*.npz"))
+    assert len(cached) == 1
+    args = ["train", "--corpus", str(tiny_model["corpus"]), "-o", str(tiny_model["stem"])]
+    result = CliRunner().invoke(cli, args, env=tiny_model["env"])
+    assert result.exit_code == 1
+    assert "--force" in result.output
+
+
+def test_resume_continues_after_the_last_epoch(tiny_model, tmp_path):
+    stem = tmp_path / "resumed"
+    base = ["train", "--corpus", str(tiny_model["corpus"]), "--batch-size", "64"]
+    base += ["--latent-dim", "8", "-o", str(stem)]
+    runner = CliRunner()
+    assert runner.invoke(cli, base + ["--epochs", "1"], env=tiny_model["env"]).exit_code == 0
+    result = runner.invoke(cli, base + ["--epochs", "2", "--resume"], env=tiny_model["env"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    assert [h["epoch"] for h in meta["history"]] == [1, 2]
+    # Same seed: identical to the uninterrupted two-epoch run.
+    straight = json.loads(tiny_model["stem"].with_suffix(".json").read_text())
+    assert meta["history"][1]["train_loss"] == pytest.approx(
+        straight["history"][1]["train_loss"], rel=1e-5
+    )
+
+
+def test_sample_writes_readable_midi(tiny_model, tmp_path):
+    out = tmp_path / "samples"
+    args = ["sample", "--n", "3", "-o", str(out), "-c", str(tiny_model["stem"])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    files = sorted(out.glob("sample_*.mid"))
+    assert [f.name for f in files] == ["sample_01.mid", "sample_02.mid", "sample_03.mid"]
+    for path in files + [out / "all_samples.mid"]:
+        mido.MidiFile(path)
+        midi = pretty_midi.PrettyMIDI(str(path))
+        assert all(0 <= n.pitch <= 127 for i in midi.instruments for n in i.notes)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_edit_and_attributes_on_a_real_tune(tiny_model, tmp_path):
+    tune = DATA / "multi_tune.abc"
+    out = tmp_path / "edited.mid"
+    args = ["edit", str(tune), "--attr", "note_density", "1.5", "-o", str(out)]
+    args += ["-c", str(tiny_model["stem"])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "edited" in result.output
+    pretty_midi.PrettyMIDI(str(out))
+
+    result = CliRunner().invoke(cli, ["attributes", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["tunes"][0]["bars"][0]["meter"] == "4/4"
+
+
+def test_interpolate_between_two_bars(tiny_model, tmp_path):
+    tune = DATA / "multi_tune.abc"
+    out = tmp_path / "path"
+    args = ["interpolate", f"{tune}:0", f"{tune}:1", "--steps", "4", "-o", str(out)]
+    args += ["-c", str(tiny_model["stem"])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("step_*.mid"))) == 4
+    assert (out / "all_steps.mid").is_file()
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    result = CliRunner().invoke(cli, ["attributes", str(DATA / "truncated.mid")])
+    assert result.exit_code == 1
+    assert "truncated.mid" in result.output
+    assert "Traceback" not in result.output
+    missing = CliRunner().invoke(cli, ["sample", "-c", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(cli, ["--help"])
+    for command in ("train", "sample", "interpolate", "edit", "attributes", "corpus"):
+        assert command in result.output

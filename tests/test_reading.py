@@ -1,0 +1,696 @@
+"""Tests for melodyvae.music.reading: one test per tricky input file in tests/data.
+
+The expected values are those of the cases README (shared/cases), written out
+exactly: times are Fractions of a quarter note, relative to the start of the bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from fractions import Fraction as F
+from pathlib import Path
+
+import music21
+import pytest
+
+from melodyvae.errors import MelodyVAEWarning, ReadError
+from melodyvae.music.melody import Bar, Melody
+from melodyvae.music.reading import SUPPORTED_SUFFIXES, read_abc_text, read_melodies
+
+DATA = Path(__file__).parent / "data"
+
+# Every file in tests/data that reads without error.
+READABLE_FILES = sorted(
+    path.name
+    for path in DATA.iterdir()
+    if path.is_file()
+    and path.suffix in SUPPORTED_SUFFIXES
+    and path.name
+    not in {
+        "empty.abc",
+        "empty_0_bytes.mid",
+        "truncated.mid",
+        "not_midi.mid",
+        "smpte_timing.mid",
+    }
+)
+
+
+def midi(name: str) -> int:
+    """MIDI number of a pitch name like "F#4" (C4 = 60)."""
+    return int(music21.pitch.Pitch(name).midi)
+
+
+def read_one(name: str, **options: int) -> Melody:
+    melodies = read_melodies(DATA / name, **options)
+    assert len(melodies) == 1
+    return melodies[0]
+
+
+# Pitch names as the expected values spell them, by MIDI number.
+PITCH_NAMES = {
+    midi(f"{step}{octave}"): f"{step}{octave}"
+    for octave in range(2, 8)
+    for step in ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B")
+}
+
+
+def bar_notes(melody: Melody, index: int) -> list[tuple[F, F, str]]:
+    """(onset in the bar, duration, pitch name) of the notes starting in a bar."""
+    bar = melody.bars[index]
+    return [
+        (n.onset - bar.start, n.duration, PITCH_NAMES[n.pitch])
+        for n in melody.notes
+        if bar.start <= n.onset < bar.end
+    ]
+
+
+def quarters(*names: str, start: F = F(0)) -> list[tuple[F, F, str]]:
+    """Consecutive quarter notes from ``start``."""
+    return [(start + i, F(1), name) for i, name in enumerate(names)]
+
+
+def regular_bars(
+    meter: str, length: F, count: int, *, pickup: bool = False
+) -> list[Bar]:
+    return [
+        Bar(i, i * length, length, meter, pickup=pickup and i == 0)
+        for i in range(count)
+    ]
+
+
+# ----------------------------------------------------------------------------------
+# The shared cases
+
+
+def test_pickup_abc_pads_bar_0_so_the_pickup_starts_at_3_5() -> None:
+    melody = read_one("pickup.abc")
+
+    assert melody.title == "Tune A"
+    assert melody.key == "G major"
+    assert melody.pickup_length == F(1, 2)
+    assert melody.bars == regular_bars("4/4", F(4), 4, pickup=True)
+    assert bar_notes(melody, 0) == [(F(7, 2), F(1, 2), "D4")]
+    assert bar_notes(melody, 1) == quarters("G4", "B4", "D5", "B4")
+    assert bar_notes(melody, 2) == quarters("C5", "A4", "F#4", "D4")
+    # G4 for 3.5, then rest to the end of the last (padded, not pickup) bar.
+    assert bar_notes(melody, 3) == [(F(0), F(7, 2), "G4")]
+
+
+def test_multi_tune_abc_reads_three_tunes_and_ignores_free_text() -> None:
+    tunes = read_melodies(DATA / "multi_tune.abc")
+
+    assert [t.title for t in tunes] == ["Tune C1", "Tune C2", "Tune C3"]
+    first, second, third = tunes
+    eighths = ["C4", "D4", "E4", "F4", "G4", "A4", "B4", "C5"]
+    assert first.bars == regular_bars("4/4", F(4), 2)
+    assert bar_notes(first, 0) == [(F(i, 2), F(1, 2), p) for i, p in enumerate(eighths)]
+    assert bar_notes(first, 1) == quarters("C5", "G4", "E4", "C4")
+
+    assert second.bars == regular_bars("3/4", F(3), 2)
+    assert bar_notes(second, 0) == quarters("F4", "A4", "C5")
+    assert bar_notes(second, 1) == [(F(0), F(2), "F5"), (F(2), F(1), "C5")]
+
+    assert third.bars == regular_bars("6/8", F(3), 2)
+    assert bar_notes(third, 0) == [
+        (F(0), F(1), "A4"),
+        (F(1), F(1, 2), "B4"),
+        (F(3, 2), F(1), "C5"),
+        (F(5, 2), F(1, 2), "D5"),
+    ]
+    assert bar_notes(third, 1) == [(F(0), F(3, 2), "E5"), (F(3, 2), F(3, 2), "A4")]
+
+
+def test_tuplets_abc_keeps_exact_tuplet_times_and_bar_lengths() -> None:
+    melody = read_one("tuplets.abc")
+
+    assert melody.bars == regular_bars("4/4", F(4), 4)
+    third = F(1, 3)
+    assert bar_notes(melody, 0) == [
+        (F(0), third, "C4"),
+        (third, third, "D4"),
+        (2 * third, third, "E4"),
+        (F(1), third, "F4"),
+        (F(4, 3), third, "G4"),
+        (F(5, 3), third, "A4"),
+        (F(2), F(1), "B4"),
+        (F(3), F(1), "C5"),
+    ]
+    assert bar_notes(melody, 1) == [
+        (F(0), F(2, 3), "C5"),
+        (F(2, 3), F(2, 3), "B4"),
+        (F(4, 3), F(2, 3), "A4"),
+        (F(2), F(2), "G4"),
+    ]
+    # (3:2:2: G4 for 2/3, A4 for 1/3, C4 for 2, then a quarter rest.
+    assert bar_notes(melody, 2) == [
+        (F(0), F(2, 3), "G4"),
+        (F(2, 3), F(1, 3), "A4"),
+        (F(1), F(2), "C4"),
+    ]
+    # The quintuplet is read exactly; the reader never lengthens the bar.
+    fifth = F(1, 5)
+    assert bar_notes(melody, 3) == [
+        (F(0), fifth, "C4"),
+        (fifth, fifth, "D4"),
+        (2 * fifth, fifth, "E4"),
+        (3 * fifth, fifth, "F4"),
+        (4 * fifth, fifth, "G4"),
+        (F(1), F(1), "G4"),
+        (F(2), F(2), "G4"),
+    ]
+
+
+def test_grace_notes_abc_drops_grace_notes_and_cuts_barless_tune() -> None:
+    # Only one plain barline: music21 makes no Measure objects for this tune.
+    melody = read_one("grace_notes.abc")
+
+    assert melody.key == "D major"
+    assert melody.bars == regular_bars("6/8", F(3), 2)
+    assert bar_notes(melody, 0) == [
+        (F(0), F(1), "A4"),
+        (F(1), F(1, 2), "B4"),
+        (F(3, 2), F(1), "F#5"),
+        (F(5, 2), F(1, 2), "E5"),
+    ]
+    assert bar_notes(melody, 1) == [(F(0), F(3, 2), "D5"), (F(3, 2), F(3, 2), "E5")]
+    pitches = [n.pitch for n in melody.notes]
+    assert max(pitches) - min(pitches) == 9
+
+
+def test_chords_in_melody_abc_takes_top_notes_and_ignores_chord_symbols() -> None:
+    melody = read_one("chords_in_melody.abc")
+
+    assert melody.bars == regular_bars("4/4", F(4), 3)
+    assert bar_notes(melody, 0) == quarters("C5", "E5", "D5", "D5")
+    assert bar_notes(melody, 1) == [
+        (F(0), F(2), "E5"),
+        (F(2), F(1), "F5"),
+        (F(3), F(1), "A5"),
+    ]
+    assert bar_notes(melody, 2) == [(F(0), F(4), "C5")]
+
+
+def test_ties_across_bar_abc_merges_tied_notes() -> None:
+    melody = read_one("ties_across_bar.abc")
+
+    assert melody.bars == regular_bars("3/4", F(3), 5)
+    assert [len(bar_notes(melody, i)) for i in range(5)] == [3, 2, 1, 0, 0]
+    # Bar 1 begins with the held C5: a hold, not an onset.
+    assert bar_notes(melody, 1) == [(F(1), F(1), "B4"), (F(2), F(1), "A4")]
+    c5 = [n for n in melody.notes if n.pitch == midi("C5")]
+    g4 = [n for n in melody.notes if n.pitch == midi("G4")]
+    assert [(n.onset, n.duration) for n in c5] == [(F(2), F(2))]
+    assert [(n.onset, n.duration) for n in g4] == [(F(1), F(1)), (F(6), F(9))]
+
+
+def test_meter_6_8_abc_bars_are_3_ql() -> None:
+    melody = read_one("meter_6_8.abc")
+
+    assert melody.bars == regular_bars("6/8", F(3), 3)
+    assert bar_notes(melody, 0) == [
+        (F(0), F(1, 2), "G4"),
+        (F(1, 2), F(1, 2), "A4"),
+        (F(1), F(1, 2), "B4"),
+        (F(3, 2), F(1), "C5"),
+        (F(5, 2), F(1, 2), "A4"),
+    ]
+
+
+def test_empty_abc_is_a_clear_error() -> None:
+    with pytest.raises(ReadError, match=r"^empty\.abc: empty file$"):
+        read_melodies(DATA / "empty.abc")
+
+
+def test_type0_multichannel_mid_takes_channel_0_only() -> None:
+    melody = read_one("type0_multichannel.mid")
+
+    assert melody.title == "type0_multichannel"
+    assert melody.bars == regular_bars("4/4", F(4), 2)
+    assert bar_notes(melody, 0) == quarters("C5", "D5", "E5", "F5")
+    # Not cut short by the bass's G4 note-off on channel 1.
+    assert bar_notes(melody, 1) == [(F(0), F(4), "G4")]
+    assert melody.tempo_qpm == 120.0
+
+
+def test_type1_tracks_with_drums_mid_ignores_drums_and_bass() -> None:
+    melody = read_one("type1_tracks_with_drums.mid")
+
+    assert melody.bars == regular_bars("3/4", F(3), 2)
+    assert bar_notes(melody, 0) == quarters("G4", "B4", "D5")
+    assert bar_notes(melody, 1) == quarters("C5", "A4", "F#4")
+    assert melody.key == "G major"
+    assert melody.tempo_qpm == 100.0
+
+
+def test_type1_tracks_with_drums_mid_part_1_is_the_bass() -> None:
+    melody = read_one("type1_tracks_with_drums.mid", part=1)
+
+    assert bar_notes(melody, 0) == [(F(0), F(3), "G2")]
+    assert bar_notes(melody, 1) == [(F(0), F(3), "D2")]
+    with pytest.raises(
+        ReadError, match=r"has 2 melodic track\(s\)/channel\(s\); part=2"
+    ):
+        read_melodies(DATA / "type1_tracks_with_drums.mid", part=2)
+
+
+def test_overlapping_same_pitch_mid_pairs_notes_first_in_first_out() -> None:
+    melody = read_one("overlapping_same_pitch.mid")
+
+    assert melody.bars == regular_bars("4/4", F(4), 2)
+    assert bar_notes(melody, 0) == [
+        (F(0), F(1, 2), "C4"),
+        (F(1, 2), F(1), "C4"),
+        (F(2), F(1), "D4"),
+    ]
+    assert bar_notes(melody, 1) == [(F(0), F(2), "G4")]
+
+
+def test_no_time_signature_mid_assumes_4_4_with_a_warning() -> None:
+    with pytest.warns(MelodyVAEWarning, match="no time signature: assumed 4/4"):
+        melody = read_one("no_time_signature.mid")
+
+    assert melody.warnings == ["no time signature: assumed 4/4"]
+    assert melody.bars == regular_bars("4/4", F(4), 2)
+    assert bar_notes(melody, 0) == quarters("C4", "D4", "E4", "F4")
+    assert bar_notes(melody, 1) == quarters("G4", "A4", "B4", "C5")
+
+
+def test_empty_0_bytes_mid_is_a_clear_error() -> None:
+    with pytest.raises(ReadError, match=r"^empty_0_bytes\.mid: empty file$"):
+        read_melodies(DATA / "empty_0_bytes.mid")
+
+
+def test_truncated_mid_says_truncated() -> None:
+    with pytest.raises(ReadError) as caught:
+        read_melodies(DATA / "truncated.mid")
+
+    assert str(caught.value) == (
+        "truncated.mid: truncated MIDI file: it ends in the middle of its header "
+        "or a track"
+    )
+
+
+def test_two_voices_one_part_musicxml_never_mixes_voices() -> None:
+    melody = read_one("two_voices_one_part.musicxml")
+
+    assert melody.title == "Tune Q"
+    assert melody.bars == regular_bars("4/4", F(4), 3)
+    assert bar_notes(melody, 0) == [(F(0), F(2), "C5"), (F(2), F(2), "D5")]
+    assert bar_notes(melody, 1) == [(F(0), F(4), "E5")]
+    assert bar_notes(melody, 2) == [
+        (F(0), F(1), "C5"),
+        (F(1), F(1), "B4"),
+        (F(2), F(2), "C5"),
+    ]
+
+
+def test_two_voices_one_part_musicxml_voice_1_is_the_lower_voice() -> None:
+    melody = read_one("two_voices_one_part.musicxml", voice=1)
+
+    assert bar_notes(melody, 0) == quarters("E4", "F4", "G4", "A4")
+    assert bar_notes(melody, 1) == [(F(2), F(2), "G4")]
+    assert bar_notes(melody, 2) == [(F(2), F(2), "E4")]
+    with pytest.raises(ReadError, match=r"has 2 voice\(s\); voice=2 requested"):
+        read_melodies(DATA / "two_voices_one_part.musicxml", voice=2)
+
+
+def test_pickup_implicit_measure_musicxml_shifts_the_pickup() -> None:
+    melody = read_one("pickup_implicit_measure.musicxml")
+
+    assert melody.title == "Tune S"
+    assert melody.pickup_length == F(1)
+    assert melody.bars == regular_bars("3/4", F(3), 3, pickup=True)
+    assert bar_notes(melody, 0) == [(F(2), F(1), "G4")]
+    assert bar_notes(melody, 1) == [(F(0), F(2), "C5"), (F(2), F(1), "E5")]
+    assert bar_notes(melody, 2) == [(F(0), F(2), "D5")]
+
+
+# ----------------------------------------------------------------------------------
+# More ABC
+
+
+def test_reel_2_2_abc_has_4_ql_cut_time_bars() -> None:
+    melody = read_one("reel_2_2.abc")
+
+    assert melody.bars == regular_bars("2/2", F(4), 4, pickup=True)
+    assert bar_notes(melody, 0) == [(F(7, 2), F(1, 2), "A4")]
+    assert bar_notes(melody, 1) == [
+        (F(0), F(1), "D5"),
+        (F(1), F(1, 2), "F#5"),
+        (F(3, 2), F(1, 2), "D5"),
+        (F(2), F(1, 2), "A4"),
+        (F(5, 2), F(1, 2), "D5"),
+        (F(3), F(1, 2), "F#5"),
+        (F(7, 2), F(1, 2), "A4"),
+    ]
+    assert bar_notes(melody, 3) == [(F(0), F(4), "D5")]
+
+
+def test_no_unit_length_abc_uses_the_meter_default() -> None:
+    short_meter, long_meter = read_melodies(DATA / "no_unit_length.abc")
+
+    # Below 3/4 the default unit is a sixteenth; from 3/4 on an eighth.
+    assert [n.duration for n in short_meter.notes] == [F(1, 4)] * 8
+    assert short_meter.bars == regular_bars("2/4", F(2), 1)
+    assert [n.duration for n in long_meter.notes] == [F(1, 2)] * 6
+    assert long_meter.bars == regular_bars("3/4", F(3), 1)
+
+
+def test_latin1_title_abc_falls_back_to_latin_1() -> None:
+    melody = read_one("latin1_title.abc")
+
+    assert melody.title == "Café Reel"
+    assert melody.warnings == ["not UTF-8: decoded as Latin-1"]
+    assert bar_notes(melody, 0) == quarters("C4", "D4", "E4", "F4")
+
+
+def test_no_barlines_abc_is_cut_into_bars_of_its_meter() -> None:
+    melody = read_one("no_barlines.abc")
+
+    assert melody.bars == regular_bars("3/4", F(3), 3)
+    assert bar_notes(melody, 0) == quarters("C4", "D4", "E4")
+    assert bar_notes(melody, 1) == quarters("F4", "G4", "A4")
+    assert bar_notes(melody, 2) == [(F(0), F(1), "B4"), (F(1), F(2), "C5")]
+
+
+def test_inline_meter_key_abc_changes_meter_key_and_unit_length() -> None:
+    melody = read_one("inline_meter_key.abc")
+
+    assert melody.key == "G major"
+    assert [(b.meter, b.start, b.length) for b in melody.bars] == [
+        ("4/4", F(0), F(4)),
+        ("3/4", F(4), F(3)),
+        ("3/4", F(7), F(3)),
+        ("6/8", F(10), F(3)),
+        ("2/4", F(13), F(2)),
+    ]
+    assert bar_notes(melody, 1) == quarters("F#5", "G5", "A5")
+    # After [K:F], B is B flat; the body M:6/8 line and [L:1/4] take effect too.
+    assert bar_notes(melody, 2) == [(F(0), F(1), "B-4"), (F(1), F(2), "C5")]
+    assert bar_notes(melody, 3) == [
+        (F(i, 2), F(1, 2), p)
+        for i, p in enumerate(["A4", "B-4", "C5", "D5", "E5", "F5"])
+    ]
+    assert bar_notes(melody, 4) == quarters("A4", "B-4")
+
+
+def test_two_voices_abc_reads_one_voice_at_a_time() -> None:
+    upper = read_melodies(DATA / "two_voices.abc")
+    lower = read_melodies(DATA / "two_voices.abc", voice=1)
+
+    assert [n.pitch for n in upper[0].notes] == [
+        midi(p) for p in "C5 D5 E5 F5 G5".split()
+    ]
+    assert [n.pitch for n in lower[0].notes] == [
+        midi(p) for p in "C4 E4 G4 E4 C4".split()
+    ]
+    assert [n.pitch for n in upper[1].notes] == [midi(p) for p in "E5 D5 C5 C5".split()]
+    assert [n.pitch for n in lower[1].notes] == [midi(p) for p in "C4 G3 C4 C4".split()]
+    assert lower[1].bars == regular_bars("3/4", F(3), 2)
+
+
+def test_two_voices_abc_without_the_voice_is_an_error() -> None:
+    with pytest.raises(ReadError, match=r"^two_voices\.abc: none of its 2 tunes"):
+        read_melodies(DATA / "two_voices.abc", voice=2)
+
+
+def test_fermata_annotation_spacer_abc_keeps_every_note_in_place() -> None:
+    # music21 alone drops the note after ">" and after H, and drops x rests.
+    melody = read_one("fermata_annotation_spacer.abc")
+
+    assert melody.bars == regular_bars("3/4", F(3), 3)
+    assert bar_notes(melody, 0) == [
+        (F(0), F(1), "G5"),
+        (F(1), F(3, 4), "E5"),
+        (F(7, 4), F(1, 4), "G5"),
+        (F(2), F(3, 4), "F#5"),
+        (F(11, 4), F(1, 4), "D5"),
+    ]
+    assert bar_notes(melody, 1) == [(F(1), F(2), "G4")]
+    assert melody.warnings == []
+
+
+def test_grace_in_tuplet_abc_keeps_the_tuplet_whole() -> None:
+    # music21 alone counts the grace note as one of the three.
+    melody = read_one("grace_in_tuplet.abc")
+
+    assert melody.bars == regular_bars("2/4", F(2), 2)
+    assert bar_notes(melody, 0) == [
+        (F(0), F(1, 2), "D5"),
+        (F(1, 2), F(1, 2), "G5"),
+        (F(1), F(1, 3), "G5"),
+        (F(4, 3), F(1, 3), "F#5"),
+        (F(5, 3), F(1, 3), "G5"),
+    ]
+    assert bar_notes(melody, 1) == [(F(0), F(2), "G4")]
+
+
+def test_file_header_fields_abc_apply_to_every_tune() -> None:
+    first, second = read_melodies(DATA / "file_header_fields.abc")
+
+    assert first.bars == regular_bars("3/4", F(3), 2)
+    assert bar_notes(first, 0) == quarters("C4", "D4", "E4")
+    assert second.bars == regular_bars("2/4", F(2), 2)
+    assert bar_notes(second, 0) == quarters("C4", "D4")
+
+
+def test_section_pickups_abc_joins_a_short_last_bar_and_the_next_pickup() -> None:
+    melody, after_double_bar = read_melodies(DATA / "section_pickups.abc")
+
+    assert melody.bars == regular_bars("4/4", F(4), 8, pickup=True)
+    assert bar_notes(melody, 0) == [(F(3), F(1), "D4")]
+    # G6 :| |: d2  ->  one bar.
+    assert bar_notes(melody, 3) == [(F(0), F(3), "G4"), (F(3), F(1), "D5")]
+    # The first ending is short: padded with rest at its end.
+    assert bar_notes(melody, 6) == [(F(0), F(3), "G4")]
+    assert bar_notes(melody, 7) == [(F(0), F(4), "G4")]
+    assert melody.warnings == []
+
+    # A pickup after a double bar sits at the end of its bar.
+    assert after_double_bar.pickup_length == 0
+    assert after_double_bar.bars == regular_bars("4/4", F(4), 5)
+    assert bar_notes(after_double_bar, 2) == [(F(3), F(1), "D5")]
+
+
+def test_rest_pickup_abc_is_a_pickup_of_rest() -> None:
+    melody = read_one("rest_pickup.abc")
+
+    assert melody.pickup_length == F(1, 2)
+    assert melody.bars == regular_bars("4/4", F(4), 3, pickup=True)
+    assert bar_notes(melody, 0) == []
+    assert bar_notes(melody, 1) == quarters("G4", "A4", "B4", "C5")
+
+
+def test_rest_first_full_bar_abc_is_not_a_pickup() -> None:
+    melody = read_one("rest_first_full_bar.abc")
+
+    assert melody.pickup_length == 0
+    assert melody.bars == regular_bars("4/4", F(4), 2)
+    assert bar_notes(melody, 0) == quarters("G4", "A4", "B4", start=F(1))
+
+
+def test_unparseable_tune_abc_skips_that_tune_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="melodyvae.music.reading"):
+        melodies = read_melodies(DATA / "unparseable_tune.abc")
+
+    assert [m.title for m in melodies] == ["Readable One", "Readable Three"]
+    assert "unparseable_tune.abc X:2: music21 cannot parse this tune" in caplog.text
+
+
+def test_abc_text_whose_only_tune_cannot_be_read_is_an_error() -> None:
+    text = "X:7\nT:Broken\nM:2/4\nL:1/4\nK:C\nC/0 D|E2|]\n"
+
+    with pytest.raises(ReadError, match=r"^broken\.abc X:7: music21 cannot parse"):
+        read_abc_text(text, "some/folder/broken.abc")
+
+
+def test_abc_text_without_x_line_is_one_tune_named_after_the_source() -> None:
+    [melody] = read_abc_text("M:3/4\nL:1/4\nK:D\nd e f|a3|]\n", "untitled.abc")
+
+    assert melody.title == "untitled (X:1)"
+    assert melody.key == "D major"
+    assert bar_notes(melody, 1) == [(F(0), F(3), "A5")]
+
+
+def test_abc_text_with_only_free_text_has_no_tune() -> None:
+    with pytest.raises(ReadError, match=r"^<abc>: no ABC tune found"):
+        read_abc_text("just some words about tunes\n")
+
+
+def test_blank_abc_text_is_empty() -> None:
+    with pytest.raises(ReadError, match=r"^<abc>: empty file$"):
+        read_abc_text("  \n\n")
+
+
+# ----------------------------------------------------------------------------------
+# More MIDI
+
+
+def test_meter_change_key_tempo_mid_follows_the_time_signature_map() -> None:
+    melody = read_one("meter_change_key_tempo.mid")
+
+    assert melody.bars == [
+        Bar(0, F(0), F(4), "4/4", pickup=True),
+        Bar(1, F(4), F(3), "3/4"),
+        Bar(2, F(7), F(3), "3/4"),
+    ]
+    assert melody.pickup_length == F(1, 2)
+    assert bar_notes(melody, 0) == [(F(7, 2), F(1, 2), "F4")]
+    assert bar_notes(melody, 1) == quarters("B-4", "D5", "F5")
+    assert bar_notes(melody, 2) == [(F(0), F(2), "B-4"), (F(2), F(1), "A4")]
+    assert melody.key == "Bb major"
+    assert melody.tempo_qpm == 90.0
+
+
+def test_humanised_timing_mid_rounds_to_the_96th_grid_but_keeps_tuplets() -> None:
+    melody = read_one("humanised_timing.mid")
+
+    assert bar_notes(melody, 0) == [
+        (F(0), F(1), "C4"),  # off at tick 478 -> 1 ql
+        (F(1), F(1, 2), "D4"),  # on at tick 482 -> 1 ql
+        (F(3, 2), F(1, 2), "E4"),  # on at tick 721 -> 1.5 ql
+        (F(2), F(1, 5), "F4"),  # 96 ticks: an exact quintuplet
+        (F(11, 5), F(1, 5), "G4"),
+    ]
+
+
+def test_note_without_off_mid_ends_the_note_with_its_track() -> None:
+    melody = read_one("note_without_off.mid")
+
+    # C4 is never switched off; D4's onset cuts it.
+    assert bar_notes(melody, 0) == [(F(0), F(1), "C4"), (F(1), F(1), "D4")]
+    assert melody.warnings == ["1 note(s) never switched off: ended with their track"]
+
+
+def test_not_midi_mid_is_a_clear_error() -> None:
+    with pytest.raises(ReadError, match=r"^not_midi\.mid: not a MIDI file"):
+        read_melodies(DATA / "not_midi.mid")
+
+
+def test_smpte_timing_mid_is_refused() -> None:
+    with pytest.raises(ReadError, match=r"^smpte_timing\.mid: uses SMPTE time-code"):
+        read_melodies(DATA / "smpte_timing.mid")
+
+
+def test_midi_has_no_voices() -> None:
+    with pytest.raises(
+        ReadError, match=r"^no_time_signature\.mid: MIDI files have no voices"
+    ):
+        read_melodies(DATA / "no_time_signature.mid", voice=1)
+
+
+# ----------------------------------------------------------------------------------
+# More MusicXML and kern
+
+
+def test_percussion_part_first_musicxml_skips_percussion() -> None:
+    melody = read_one("percussion_part_first.musicxml")
+
+    assert melody.title == "Tune With Drums"
+    assert melody.key == "F major"
+    assert [(b.meter, b.start, b.length) for b in melody.bars] == [
+        ("4/4", F(0), F(4)),
+        ("3/4", F(4), F(3)),
+    ]
+    # Chord -> top note C5; the grace note and the chord symbol make no notes; the
+    # tie across the barline gives one C5 of 3 ql.
+    assert bar_notes(melody, 0) == [
+        (F(0), F(1), "F4"),
+        (F(1), F(1), "C5"),
+        (F(2), F(3), "C5"),
+    ]
+    assert bar_notes(melody, 1) == [(F(1), F(1), "B-4"), (F(2), F(1), "A4")]
+    with pytest.raises(ReadError, match=r"has 1 pitched part\(s\); part=1 requested"):
+        read_melodies(DATA / "percussion_part_first.musicxml", part=1)
+
+
+def test_two_spines_krn_part_0_is_the_top_staff() -> None:
+    top = read_one("two_spines.krn")
+    bottom = read_one("two_spines.krn", part=1)
+
+    assert top.title == "Two Spines"
+    assert top.bars == regular_bars("3/4", F(3), 2)
+    assert bar_notes(top, 0) == quarters("E4", "F4", "G4")
+    assert bar_notes(top, 1) == [(F(0), F(3), "A4")]
+    assert bar_notes(bottom, 0) == quarters("C4", "D4", "E4")
+
+
+# ----------------------------------------------------------------------------------
+# Files and options
+
+
+def test_unknown_suffix_lists_the_accepted_ones(tmp_path: Path) -> None:
+    path = tmp_path / "tune.txt"
+    path.write_text("X:1\n")
+
+    with pytest.raises(ReadError) as caught:
+        read_melodies(path)
+
+    message = str(caught.value)
+    assert message.startswith("tune.txt: unsupported file type (suffix '.txt')")
+    assert all(suffix in message for suffix in SUPPORTED_SUFFIXES)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ReadError, match=r"^nowhere\.mid: file not found"):
+        read_melodies(tmp_path / "nowhere.mid")
+
+
+def test_suffix_is_case_insensitive(tmp_path: Path) -> None:
+    path = tmp_path / "PICKUP.ABC"
+    path.write_bytes((DATA / "pickup.abc").read_bytes())
+
+    assert read_melodies(path)[0].title == "Tune A"
+
+
+def test_abc_has_no_parts() -> None:
+    with pytest.raises(ReadError, match=r"^pickup\.abc: ABC files have no parts"):
+        read_melodies(DATA / "pickup.abc", part=1)
+
+
+def test_negative_part_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="part must be 0 or more"):
+        read_melodies(DATA / "pickup.abc", part=-1)
+
+
+@pytest.mark.parametrize("name", READABLE_FILES)
+@pytest.mark.filterwarnings("ignore::melodyvae.errors.MelodyVAEWarning")
+def test_every_readable_file_gives_sound_bars_and_notes(name: str) -> None:
+    for melody in read_melodies(DATA / name):
+        assert_sound(melody)
+
+
+def assert_sound(melody: Melody) -> None:
+    """Bars run from 0 without gaps and cover the notes; notes never overlap."""
+    assert melody.notes, melody.title
+    start = F(0)
+    for index, bar in enumerate(melody.bars):
+        assert (bar.index, bar.start) == (index, start), melody.title
+        assert bar.length > 0
+        assert bar.pickup == (index == 0 and melody.pickup_length > 0)
+        start = bar.end
+    assert melody.notes[0].onset >= 0
+    assert melody.notes[-1].end <= melody.bars[-1].end, melody.title
+    for before, after in zip(melody.notes, melody.notes[1:], strict=False):
+        assert before.end <= after.onset, (melody.title, before, after)
+    for note in melody.notes:
+        assert isinstance(note.onset, F) and isinstance(note.duration, F)
+        assert note.duration > 0
+
+
+def test_a_real_tunebook_from_the_music21_corpus_reads_soundly() -> None:
+    path = Path(music21.__file__).parent / "corpus" / "airdsAirs" / "book1.abc"
+
+    melodies = read_melodies(path)
+
+    n_tunes = len(re.findall(r"(?m)^X:", path.read_text(encoding="utf-8")))
+    assert len(melodies) == n_tunes == 200
+    for melody in melodies:
+        assert_sound(melody)
+    meters = {bar.meter for melody in melodies for bar in melody.bars}
+    assert {"2/2", "2/4", "3/4", "4/4", "6/8"} <= meters
+    assert sum(melody.bars[0].pickup for melody in melodies) > 50

@@ -1,0 +1,284 @@
+"""Tests for melodyvae.music.writing: MIDI output and the read-write round trip."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction as F
+from pathlib import Path
+
+import mido
+import pytest
+
+from melodyvae.music.melody import Bar, Melody, Note
+from melodyvae.music.reading import SUPPORTED_SUFFIXES, read_melodies
+from melodyvae.music.writing import melodies_to_midi, melody_to_midi
+
+DATA = Path(__file__).parent / "data"
+
+UNREADABLE = {
+    "empty.abc",
+    "empty_0_bytes.mid",
+    "truncated.mid",
+    "not_midi.mid",
+    "smpte_timing.mid",
+}
+READABLE_FILES = sorted(
+    path.name
+    for path in DATA.iterdir()
+    if path.is_file()
+    and path.suffix in SUPPORTED_SUFFIXES
+    and path.name not in UNREADABLE
+)
+
+
+def absolute_messages(path: Path) -> list[tuple[int, int, mido.Message]]:
+    """(track, absolute tick, message) for every message in a MIDI file."""
+    found = []
+    for track_index, track in enumerate(mido.MidiFile(path).tracks):
+        tick = 0
+        for message in track:
+            tick += message.time
+            found.append((track_index, tick, message))
+    return found
+
+
+def sounding_notes(path: Path) -> list[tuple[int, int, int]]:
+    """(on tick, off tick, pitch) of every note in a MIDI file."""
+    started: dict[int, int] = {}
+    notes = []
+    for _, tick, message in absolute_messages(path):
+        if message.type == "note_on" and message.velocity > 0:
+            started[message.note] = tick
+        elif message.type in ("note_on", "note_off"):
+            notes.append((started.pop(message.note), tick, message.note))
+    return sorted(notes)
+
+
+@pytest.mark.parametrize("name", READABLE_FILES)
+@pytest.mark.filterwarnings("ignore::melodyvae.errors.MelodyVAEWarning")
+def test_every_readable_file_round_trips_through_midi(
+    name: str, tmp_path: Path
+) -> None:
+    for index, melody in enumerate(read_melodies(DATA / name)):
+        out = tmp_path / f"{index}.mid"
+        melody_to_midi(melody, out)
+
+        [again] = read_melodies(out)
+
+        assert again.bars == melody.bars
+        assert again.notes == melody.notes
+        assert again.pickup_length == melody.pickup_length
+
+
+def test_pickup_note_is_written_at_3_5_ql(tmp_path: Path) -> None:
+    [melody] = read_melodies(DATA / "pickup.abc")
+    out = tmp_path / "pickup.mid"
+
+    melody_to_midi(melody, out)
+
+    midi = mido.MidiFile(out)
+    assert (midi.type, midi.ticks_per_beat, len(midi.tracks)) == (1, 480, 2)
+    first_on, first_off, pitch = sounding_notes(out)[0]
+    assert (first_on, first_off, pitch) == (1680, 1920, 62)
+    meta = [(tick, m) for track, tick, m in absolute_messages(out) if track == 0]
+    signatures = [
+        (t, m.numerator, m.denominator) for t, m in meta if m.type == "time_signature"
+    ]
+    assert signatures == [(0, 4, 4)]
+    assert [(t, m.key) for t, m in meta if m.type == "key_signature"] == [(0, "G")]
+    assert [(t, m.tempo) for t, m in meta if m.type == "set_tempo"] == [(0, 500000)]
+    assert [m.name for t, m in meta if m.type == "track_name"] == ["Tune A"]
+    assert [(t, m.text) for t, m in meta if m.type == "text"] == [
+        (0, "melodyvae:pickup=1/2")
+    ]
+
+
+def test_ties_across_bar_are_written_as_single_long_notes(tmp_path: Path) -> None:
+    [melody] = read_melodies(DATA / "ties_across_bar.abc")
+    out = tmp_path / "ties.mid"
+
+    melody_to_midi(melody, out)
+
+    lengths = {(pitch, off - on) for on, off, pitch in sounding_notes(out)}
+    assert (72, 2 * 480) in lengths  # one C5 of 2 ql
+    assert (67, 9 * 480) in lengths  # one G4 of 9 ql
+    assert len(sounding_notes(out)) == 6
+
+
+def test_meter_changes_are_written_at_their_bars(tmp_path: Path) -> None:
+    [melody] = read_melodies(DATA / "inline_meter_key.abc")
+    out = tmp_path / "meters.mid"
+
+    melody_to_midi(melody, out)
+
+    signatures = [
+        (tick, m.numerator, m.denominator)
+        for track, tick, m in absolute_messages(out)
+        if m.type == "time_signature"
+    ]
+    assert signatures == [
+        (0, 4, 4),
+        (4 * 480, 3, 4),
+        (10 * 480, 6, 8),
+        (13 * 480, 2, 4),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key_name", "mido_key"),
+    [
+        ("G major", "G"),
+        ("E minor", "Em"),
+        ("Bb major", "Bb"),
+        ("B- major", "Bb"),
+        ("F# minor", "F#m"),
+        ("A dorian", "G"),
+        ("D mixolydian", "G"),
+        (None, None),
+        ("not a key", None),
+    ],
+)
+def test_key_signature(
+    key_name: str | None, mido_key: str | None, tmp_path: Path
+) -> None:
+    melody = Melody(
+        "k", [Note(F(0), F(4), 60)], [Bar(0, F(0), F(4), "4/4")], key=key_name
+    )
+    out = tmp_path / "key.mid"
+
+    melody_to_midi(melody, out)
+
+    keys = [m.key for _, _, m in absolute_messages(out) if m.type == "key_signature"]
+    assert keys == ([mido_key] if mido_key else [])
+
+
+def test_tempo_program_and_velocity_are_written(tmp_path: Path) -> None:
+    [melody] = read_melodies(DATA / "pickup.abc")
+    melody.tempo_qpm = 90.0
+    out = tmp_path / "tempo.mid"
+
+    melody_to_midi(melody, out, program=73, velocity=100)
+
+    messages = [m for _, _, m in absolute_messages(out)]
+    assert [m.program for m in messages if m.type == "program_change"] == [73]
+    assert {m.velocity for m in messages if m.type == "note_on"} == {100}
+    assert read_melodies(out)[0].tempo_qpm == 90.0
+
+
+def test_melodies_are_written_one_after_the_other(tmp_path: Path) -> None:
+    tunes = read_melodies(DATA / "multi_tune.abc")
+    out = tmp_path / "book.mid"
+
+    melodies_to_midi(tunes, out)
+
+    [together] = read_melodies(out)
+    assert [(b.meter, b.start) for b in together.bars] == [
+        ("4/4", F(0)),
+        ("4/4", F(4)),
+        ("3/4", F(8)),
+        ("3/4", F(11)),
+        ("6/8", F(14)),
+        ("6/8", F(17)),
+    ]
+    shifted = [
+        replace(n, onset=n.onset + offset)
+        for tune, offset in zip(tunes, (F(0), F(8), F(14)), strict=True)
+        for n in tune.notes
+    ]
+    assert together.notes == shifted
+    markers = [(t, m.text) for _, t, m in absolute_messages(out) if m.type == "marker"]
+    assert markers == [(0, "Tune C1"), (8 * 480, "Tune C2"), (14 * 480, "Tune C3")]
+
+
+def test_a_midi_file_without_the_pickup_text_guesses_from_the_first_onset(
+    tmp_path: Path,
+) -> None:
+    # A pickup of rests cannot be seen in the notes, so files from other programs
+    # (without the writer's text event) read a melody starting after bar 0 as
+    # having no pickup, and one starting inside bar 0 as having one.
+    [rest_pickup] = read_melodies(DATA / "rest_pickup.abc")
+    [rest_first] = read_melodies(DATA / "rest_first_full_bar.abc")
+    for melody, expected in ((rest_pickup, F(0)), (rest_first, F(3))):
+        out = tmp_path / "plain.mid"
+        melody_to_midi(melody, out)
+        midi = mido.MidiFile(out)
+        for track in midi.tracks:
+            for message in [m for m in track if m.type == "text"]:
+                track.remove(message)
+        midi.save(out)
+
+        [again] = read_melodies(out)
+
+        assert again.notes == melody.notes
+        assert again.pickup_length == expected
+        assert again.bars[0].pickup == (expected > 0)
+
+
+def test_trailing_rest_bars_survive_the_round_trip(tmp_path: Path) -> None:
+    bars = [Bar(0, F(0), F(3), "3/4"), Bar(1, F(3), F(3), "3/4")]
+    melody = Melody("rests", [Note(F(0), F(2), 60)], bars)
+    out = tmp_path / "rests.mid"
+
+    melody_to_midi(melody, out)
+
+    [again] = read_melodies(out)
+    assert again.bars == bars
+    assert again.notes == melody.notes
+
+
+def test_a_melody_without_notes_writes_silent_bars(tmp_path: Path) -> None:
+    melody = Melody("silence", [], [Bar(0, F(0), F(4), "4/4")])
+    out = tmp_path / "silence.mid"
+
+    melody_to_midi(melody, out)
+
+    assert sounding_notes(out) == []
+    assert mido.MidiFile(out).length == pytest.approx(2.0)  # one 4/4 bar at 120 qpm
+
+
+def test_a_failed_write_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [melody] = read_melodies(DATA / "pickup.abc")
+    out = tmp_path / "tune.mid"
+    out.write_bytes(b"the previous version")
+
+    def broken_save(self: mido.MidiFile, filename: object = None, file: object = None):
+        file.write(b"MThd half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(mido.MidiFile, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        melody_to_midi(melody, out)
+
+    assert out.read_bytes() == b"the previous version"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tune.mid"]
+
+
+def test_a_missing_folder_is_an_os_error(tmp_path: Path) -> None:
+    [melody] = read_melodies(DATA / "pickup.abc")
+
+    with pytest.raises(FileNotFoundError):
+        melody_to_midi(melody, tmp_path / "no" / "such" / "folder.mid")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"program": 128}, "program must be 0-127"),
+        ({"velocity": 0}, "velocity must be 1-127"),
+    ],
+)
+def test_out_of_range_options_are_refused(
+    options: dict[str, int], message: str, tmp_path: Path
+) -> None:
+    [melody] = read_melodies(DATA / "pickup.abc")
+
+    with pytest.raises(ValueError, match=message):
+        melody_to_midi(melody, tmp_path / "x.mid", **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_melodies_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no melodies"):
+        melodies_to_midi([], tmp_path / "x.mid")
