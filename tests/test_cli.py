@@ -37,7 +37,9 @@ def test_train_writes_a_checkpoint_with_its_description(tiny_model):
         "note_density",
         "contour",
     ]
-    assert set(meta["test_metrics"]["spearman"]) == {a["name"] for a in meta["attributes"]}
+    assert set(meta["test_metrics"]["spearman"]) == {
+        a["name"] for a in meta["attributes"]
+    }
     assert 0 <= meta["test_metrics"]["recon_accuracy"] <= 1
     assert len(meta["history"]) == 2
     assert Path(str(tiny_model["stem"]) + ".safetensors").is_file()
@@ -46,7 +48,13 @@ def test_train_writes_a_checkpoint_with_its_description(tiny_model):
 def test_second_train_reuses_the_cache_and_refuses_to_overwrite(tiny_model):
     cached = list((tiny_model["work"] / "cache").glob("*.npz"))
     assert len(cached) == 1
-    args = ["train", "--corpus", str(tiny_model["corpus"]), "-o", str(tiny_model["stem"])]
+    args = [
+        "train",
+        "--corpus",
+        str(tiny_model["corpus"]),
+        "-o",
+        str(tiny_model["stem"]),
+    ]
     result = CliRunner().invoke(cli, args, env=tiny_model["env"])
     assert result.exit_code == 1
     assert "--force" in result.output
@@ -57,8 +65,13 @@ def test_resume_continues_after_the_last_epoch(tiny_model, tmp_path):
     base = ["train", "--corpus", str(tiny_model["corpus"]), "--batch-size", "64"]
     base += ["--latent-dim", "8", "-o", str(stem)]
     runner = CliRunner()
-    assert runner.invoke(cli, base + ["--epochs", "1"], env=tiny_model["env"]).exit_code == 0
-    result = runner.invoke(cli, base + ["--epochs", "2", "--resume"], env=tiny_model["env"])
+    assert (
+        runner.invoke(cli, base + ["--epochs", "1"], env=tiny_model["env"]).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        cli, base + ["--epochs", "2", "--resume"], env=tiny_model["env"]
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads(stem.with_suffix(".json").read_text())
     assert [h["epoch"] for h in meta["history"]] == [1, 2]
@@ -75,7 +88,11 @@ def test_sample_writes_readable_midi(tiny_model, tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     files = sorted(out.glob("sample_*.mid"))
-    assert [f.name for f in files] == ["sample_01.mid", "sample_02.mid", "sample_03.mid"]
+    assert [f.name for f in files] == [
+        "sample_01.mid",
+        "sample_02.mid",
+        "sample_03.mid",
+    ]
     for path in files + [out / "all_samples.mid"]:
         mido.MidiFile(path)
         midi = pretty_midi.PrettyMIDI(str(path))
@@ -84,26 +101,51 @@ def test_sample_writes_readable_midi(tiny_model, tmp_path):
     assert again.exit_code == 1 and "--force" in again.output
 
 
-def test_edit_and_attributes_on_a_real_tune(tiny_model, tmp_path):
+def test_edit_writes_midi_and_a_bar_table(tiny_model, tmp_path):
     tune = DATA / "multi_tune.abc"
     out = tmp_path / "edited.mid"
     args = ["edit", str(tune), "--attr", "note_density", "1.5", "-o", str(out)]
     args += ["-c", str(tiny_model["stem"])]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "edited" in result.output
+    assert "edited 2 of 2 bars" in result.output
+    midi = mido.MidiFile(out)
+    assert midi.length > 0
     pretty_midi.PrettyMIDI(str(out))
 
-    result = CliRunner().invoke(cli, ["attributes", str(out), "--json"])
+
+def test_edit_refuses_a_tune_the_model_cannot_take(tiny_model, tmp_path):
+    out = tmp_path / "waltz.mid"
+    args = ["edit", str(DATA / "ties_across_bar.abc"), "--attr", "contour", "1"]
+    args += ["-o", str(out), "-c", str(tiny_model["stem"])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "no bar this model can edit" in result.output
+    assert not out.exists()
+
+
+def test_attributes_json_of_a_tune_with_a_pickup():
+    result = CliRunner().invoke(cli, ["attributes", str(DATA / "pickup.abc"), "--json"])
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output)
-    assert record["tunes"][0]["bars"][0]["meter"] == "4/4"
+    bars = json.loads(result.output)["tunes"][0]["bars"]
+    assert [(b["index"], b["pickup"], b["status"]) for b in bars] == [
+        (0, True, "ok"),
+        (1, False, "ok"),
+        (2, False, "ok"),
+        (3, False, "ok"),
+    ]
+    # Pickup: one eighth D4 at 3.5 ql (slot 21, weight 0.5).
+    assert bars[0]["rhythmic_complexity"] == pytest.approx(0.5 / 27.79)
+    assert (bars[0]["note_density"], bars[0]["pitch_range"]) == (1, 0)
+    # Bar 1: G4 B4 D5 B4 in quarters.
+    assert bars[1]["rhythmic_complexity"] == pytest.approx(1.79 / 27.79)
+    assert [bars[1][k] for k in ("pitch_range", "note_density", "contour")] == [7, 4, 4]
 
 
 def test_interpolate_between_two_bars(tiny_model, tmp_path):
     tune = DATA / "multi_tune.abc"
     out = tmp_path / "path"
-    args = ["interpolate", f"{tune}:0", f"{tune}:1", "--steps", "4", "-o", str(out)]
+    args = ["interpolate", f"{tune}:1", f"{tune}:2", "--steps", "4", "-o", str(out)]
     args += ["-c", str(tiny_model["stem"])]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

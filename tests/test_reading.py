@@ -74,8 +74,10 @@ def quarters(*names: str, start: F = F(0)) -> list[tuple[F, F, str]]:
 def regular_bars(
     meter: str, length: F, count: int, *, pickup: bool = False
 ) -> list[Bar]:
+    """Bars numbered as in a score: a pickup is bar 0, else the first bar is 1."""
+    first_number = 0 if pickup else 1
     return [
-        Bar(i, i * length, length, meter, pickup=pickup and i == 0)
+        Bar(first_number + i, i * length, length, meter, pickup=pickup and i == 0)
         for i in range(count)
     ]
 
@@ -665,11 +667,15 @@ def test_every_readable_file_gives_sound_bars_and_notes(name: str) -> None:
 
 
 def assert_sound(melody: Melody) -> None:
-    """Bars run from 0 without gaps and cover the notes; notes never overlap."""
+    """Bars run from 0 without gaps and cover the notes; notes never overlap.
+
+    Bars are numbered as in a score: a pickup is bar 0, the first full bar 1.
+    """
     assert melody.notes, melody.title
     start = F(0)
+    first_number = 0 if melody.pickup_length > 0 else 1
     for index, bar in enumerate(melody.bars):
-        assert (bar.index, bar.start) == (index, start), melody.title
+        assert (bar.index, bar.start) == (first_number + index, start), melody.title
         assert bar.length > 0
         assert bar.pickup == (index == 0 and melody.pickup_length > 0)
         start = bar.end

@@ -215,7 +215,7 @@ def test_a_midi_file_without_the_pickup_text_guesses_from_the_first_onset(
 
 
 def test_trailing_rest_bars_survive_the_round_trip(tmp_path: Path) -> None:
-    bars = [Bar(0, F(0), F(3), "3/4"), Bar(1, F(3), F(3), "3/4")]
+    bars = [Bar(1, F(0), F(3), "3/4"), Bar(2, F(3), F(3), "3/4")]
     melody = Melody("rests", [Note(F(0), F(2), 60)], bars)
     out = tmp_path / "rests.mid"
 

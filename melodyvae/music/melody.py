@@ -9,7 +9,7 @@ shows the bars where a musician expects them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 
@@ -33,7 +33,10 @@ class Note:
 
 @dataclass(frozen=True)
 class Bar:
-    """One notated bar: where it starts, how long it is and its meter.
+    """One notated bar: its number, where it starts, how long it is and its meter.
+
+    ``index`` is the bar number a musician reads in the score: a pickup is bar 0
+    and the first complete bar is bar 1 (a :class:`Melody` renumbers its bars so).
 
     ``length`` is the notated length of the bar (numerator · 4 / denominator ql).
     ``pickup`` marks an incomplete first bar; its notes sit at the end of the bar and
@@ -71,3 +74,11 @@ class Melody:
     source: str = ""
     pickup_length: Fraction = Fraction(0)
     warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Number bars as notation does: the pickup is 0, the first full bar 1.
+        first = 0 if self.bars and self.bars[0].pickup else 1
+        self.bars = [
+            bar if bar.index == first + i else replace(bar, index=first + i)
+            for i, bar in enumerate(self.bars)
+        ]
