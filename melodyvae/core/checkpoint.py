@@ -43,6 +43,10 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.close(handle)
     try:
         write(temporary)
+        # mkstemp creates the file private; give it the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
