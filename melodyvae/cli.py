@@ -353,14 +353,19 @@ def evaluate(
 
     Example: melodyvae evaluate --json metrics.json
     """
-    from melodyvae.music.corpora import load_corpus
     from melodyvae.music.training import corpus_split, held_out_metrics
 
     if json_path is not None:
         _refuse_overwrite([json_path], force)
     trained = _load_model(checkpoint)
     corpus_name = trained.meta["corpus"]["name"]
-    corpus = load_corpus(corpus_name, vocab=trained.vocab)
+    corpus = _load_corpus_with_progress(corpus_name, rebuild=False, vocab=trained.vocab)
+    if corpus.key != trained.meta["corpus"].get("cache_key"):
+        logger.warning(
+            "corpus %s was built differently from the one this model was trained "
+            "on (another music21 or melodyvae version): splits may differ",
+            corpus_name,
+        )
     data = corpus_split(corpus, split, trained.grid, trained.meters)
     metrics = held_out_metrics(trained.model, data, trained.vocab, trained.reg_dims)
     _print_metrics(
@@ -752,7 +757,7 @@ def corpus_info(name: str, rebuild: bool) -> None:
         console.print(f"[red]unreadable:[/red] {problem}")
 
 
-def _load_corpus_with_progress(name: str, rebuild: bool):
+def _load_corpus_with_progress(name: str, rebuild: bool, vocab=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from melodyvae.music.corpora import load_corpus
@@ -762,6 +767,7 @@ def _load_corpus_with_progress(name: str, rebuild: bool):
         task: dict[str, Any] = {}
         return load_corpus(
             name,
+            vocab=vocab,
             rebuild=rebuild,
             on_start=lambda n: task.setdefault(
                 "id", progress.add_task(f"reading {name}", total=n)
