@@ -22,11 +22,13 @@ from melodyvae.errors import MelodyVAEError
 logger = logging.getLogger("melodyvae")
 
 ATTRIBUTE_CHOICES = ("rhythmic_complexity", "pitch_range", "note_density", "contour")
-ATTRIBUTE_LABELS = {
-    "rhythmic_complexity": "rhythm",
-    "pitch_range": "range",
-    "note_density": "density",
-    "contour": "contour",
+# Table headers with units: complexity is a 0-1 share of the bar's metrical weight,
+# contour is last minus first pitch.
+ATTRIBUTE_HEADERS = {
+    "rhythmic_complexity": "rhythmic\ncomplexity (0-1)",
+    "pitch_range": "pitch range\n(semitones)",
+    "note_density": "note density\n(notes)",
+    "contour": "contour\n(semitones)",
 }
 
 
@@ -50,6 +52,27 @@ class _Group(click.Group):
             ctx.exit(1)
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now, so log lines go through a rich
+    progress display's redirection instead of tearing it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+class _LineFormatter(logging.Formatter):
+    """One plain line per record (grep-able); warnings and errors say so."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"melodyvae: {record.levelname.lower()}: {message}"
+        return message
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     click.echo(f"melodyvae: warning: {message}", err=True)
 
@@ -68,12 +91,9 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     --checkpoint.
     """
     ctx.obj = {"debug": debug}
-    from rich.logging import RichHandler
-
-    handler = RichHandler(
-        console=_console(stderr=True), show_time=False, show_path=False
-    )
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
+    handler = logging.StreamHandler(_CurrentStderr())
+    handler.setFormatter(_LineFormatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     if not debug:
         warnings.showwarning = _show_warning
@@ -89,6 +109,21 @@ checkpoint_option = click.option(
     help="Model checkpoint (STEM, STEM.json or STEM.safetensors). "
     "Default: the shipped folk model.",
 )
+part_option = click.option(
+    "--part",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Which part (MusicXML, kern) or track/channel (MIDI) holds the melody, "
+    "counting from 0 among those with pitched notes.",
+)
+voice_option = click.option(
+    "--voice",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Which voice of that part (ABC V: voices, MusicXML voices), from 0.",
+)
 force_option = click.option(
     "--force", is_flag=True, help="Overwrite existing output files."
 )
@@ -103,16 +138,27 @@ def _load_model(checkpoint: Path | None):
 def _refuse_overwrite(paths: list[Path], force: bool) -> None:
     existing = [p for p in paths if p.exists()]
     if existing and not force:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        more = (
+            f" (and {len(existing) - 1} more output files)" if len(existing) > 1 else ""
+        )
         raise MelodyVAEError(
-            f"{existing[0]}{more} already exist(s); use --force to overwrite"
+            f"{existing[0]} already exists{more}; use --force to overwrite"
         )
 
 
-def _read_tune(path: Path, tune: int, part: int):
+def _prepare_output_folder(out: Path, pattern: str, paths: list[Path], force: bool):
+    """Refuse to overwrite; with --force, also remove this command's earlier
+    outputs (files matching ``pattern``) so no stale step or sample remains."""
+    _refuse_overwrite(paths, force)
+    if force and out.is_dir():
+        for stale in out.glob(pattern):
+            stale.unlink()
+
+
+def _read_tune(path: Path, tune: int, part: int = 0, voice: int = 0):
     from melodyvae.music.reading import read_melodies
 
-    melodies = read_melodies(path, part=part)
+    melodies = read_melodies(path, part=part, voice=voice)
     if not 1 <= tune <= len(melodies):
         raise MelodyVAEError(
             f"{path}: tune {tune} requested, the file has {len(melodies)}"
@@ -137,7 +183,7 @@ def _fmt(value: float | None, name: str) -> str:
     default="folk",
     show_default=True,
     help="folk, folk+essen (non-commercial licence), chorales, "
-    "or a file/folder of ABC, MIDI, MusicXML.",
+    "or a file/folder of ABC, MIDI, MusicXML or kern files.",
 )
 @click.option(
     "-o",
@@ -427,7 +473,7 @@ def sample(
     """
     from melodyvae.music.attributes import compute_attributes
     from melodyvae.music.generation import measures_to_melody, sample_measures
-    from melodyvae.music.writing import melody_to_midi
+    from melodyvae.music.writing import melodies_to_midi, melody_to_midi
 
     trained = _load_model(checkpoint)
     width = max(2, len(str(n_samples)))
@@ -440,10 +486,12 @@ def sample(
         measures_to_melody(trained, tokens[i : i + 1], title=path.stem)
         for i, path in enumerate(paths)
     ]
+    _prepare_output_folder(out, "sample_*.mid", paths + [together], force)
     out.mkdir(parents=True, exist_ok=True)
     for melody, path in zip(melodies, paths, strict=True):
         melody_to_midi(melody, path)
-    melody_to_midi(measures_to_melody(trained, tokens, title="all samples"), together)
+    # Each sample stands alone: a leading hold is silence, never a tie.
+    melodies_to_midi(melodies, together)
 
     attributes = compute_attributes(tokens, trained.grid)
     _attribute_table(
@@ -457,7 +505,7 @@ def _attribute_table(labels: list[str], attributes, title: str) -> None:
     table = Table(title=title)
     table.add_column("")
     for name in ATTRIBUTE_CHOICES:
-        table.add_column(ATTRIBUTE_LABELS[name], justify="right")
+        table.add_column(ATTRIBUTE_HEADERS[name], justify="right")
     for label, row in zip(labels, attributes, strict=True):
         table.add_row(
             label, *(_fmt(v, n) for v, n in zip(row, ATTRIBUTE_CHOICES, strict=True))
@@ -520,12 +568,19 @@ def interpolate(
         interpolate_latents,
         measures_to_melody,
     )
-    from melodyvae.music.writing import melody_to_midi
+    from melodyvae.music.writing import melodies_to_midi, melody_to_midi
 
     trained = _load_model(checkpoint)
     _, bars_a = _bar_source(start, trained)
     _, bars_b = _bar_source(end, trained)
     n_bars = min(len(bars_a), len(bars_b))
+    if len(bars_a) != len(bars_b):
+        logger.warning(
+            "A has %d usable bars and B %d: interpolating the first %d of each",
+            len(bars_a),
+            len(bars_b),
+            n_bars,
+        )
     width = max(2, len(str(steps)))
     paths = [out / f"step_{i:0{width}d}.mid" for i in range(1, steps + 1)]
     together = out / "all_steps.mid"
@@ -536,13 +591,15 @@ def interpolate(
     path_codes = interpolate_latents(z_a, z_b, steps)  # (steps, n_bars, Z)
     decoded = decode_latents(trained, path_codes.reshape(steps * n_bars, -1))
     decoded = decoded.reshape(steps, n_bars, -1)
+    melodies = [
+        measures_to_melody(trained, decoded[i], title=path.stem)
+        for i, path in enumerate(paths)
+    ]
+    _prepare_output_folder(out, "step_*.mid", paths + [together], force)
     out.mkdir(parents=True, exist_ok=True)
-    for i, path in enumerate(paths):
-        melody_to_midi(measures_to_melody(trained, decoded[i], title=path.stem), path)
-    melody_to_midi(
-        measures_to_melody(trained, decoded.reshape(steps * n_bars, -1), "all steps"),
-        together,
-    )
+    for melody, path in zip(melodies, paths, strict=True):
+        melody_to_midi(melody, path)
+    melodies_to_midi(melodies, together)
     first_bars = compute_attributes(decoded[:, 0], trained.grid)
     _attribute_table(
         [p.name for p in paths],
@@ -562,6 +619,10 @@ def _parse_bars(text: str | None) -> set[int] | None:
         low, _, high = part.strip().partition("-")
         if not low.isdigit() or (high and not high.isdigit()):
             raise MelodyVAEError(f"--bars {text!r}: use numbers and ranges like 5-8,12")
+        if high and int(high) < int(low):
+            raise MelodyVAEError(
+                f"--bars {text!r}: range {part.strip()} runs backwards"
+            )
         bars.update(range(int(low), int(high or low) + 1))
     return bars
 
@@ -597,13 +658,8 @@ def _parse_bars(text: str | None) -> set[int] | None:
     type=click.IntRange(1),
     help="Which tune of a multi-tune file (ABC).",
 )
-@click.option(
-    "--part",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Which part/track holds the melody (0 = first with notes).",
-)
+@part_option
+@voice_option
 @checkpoint_option
 @force_option
 def edit(
@@ -613,6 +669,7 @@ def edit(
     bar_text: str | None,
     tune: int,
     part: int,
+    voice: int,
     checkpoint: Path | None,
     force: bool,
 ) -> None:
@@ -630,7 +687,7 @@ def edit(
         raise MelodyVAEError(f"{out}: refusing to write over the input file")
     _refuse_overwrite([out], force)
     trained = _load_model(checkpoint)
-    melody = _read_tune(file, tune, part)
+    melody = _read_tune(file, tune, part, voice)
     edited, reports = edit_melody(
         trained, melody, dict(shifts), bars=_parse_bars(bar_text)
     )
@@ -641,16 +698,20 @@ def edit(
     table = Table(title=f"{file.name} → {out}")
     table.add_column("bar", justify="right")
     for name in ATTRIBUTE_CHOICES:
-        table.add_column(f"{ATTRIBUTE_LABELS[name]}\nbefore → after", justify="right")
+        table.add_column(f"{ATTRIBUTE_HEADERS[name]}\nbefore → after", justify="right")
+    table.add_column("note")
     for report in reports:
         if report.status != "edited":
-            table.add_row(str(report.index), f"[dim]kept: {report.reason}[/dim]")
+            blank = [""] * len(ATTRIBUTE_CHOICES)
+            table.add_row(
+                str(report.index), *blank, f"[dim]kept: {report.reason}[/dim]"
+            )
             continue
         cells = [
             f"{_fmt(report.before[n], n)} → {_fmt(report.after[n], n)}"
             for n in ATTRIBUTE_CHOICES
         ]
-        table.add_row(str(report.index), *cells)
+        table.add_row(str(report.index), *cells, "edited")
     _console().print(table)
     n_edited = sum(r.status == "edited" for r in reports)
     click.echo(f"edited {n_edited} of {len(reports)} bars; wrote {out}")
@@ -661,22 +722,19 @@ def edit(
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option(
-    "--part",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Which part/track holds the melody.",
+    "--json", "as_json", is_flag=True, help="Print JSON to stdout instead of tables."
 )
-def attributes(file: Path, as_json: bool, part: int) -> None:
+@part_option
+@voice_option
+def attributes(file: Path, as_json: bool, part: int, voice: int) -> None:
     """The four attributes of every bar of every tune in FILE.
 
     Example: melodyvae attributes tune.abc --json
     """
     from melodyvae.music.measure import file_attributes
 
-    record = file_attributes(file, part=part)
+    record = file_attributes(file, part=part, voice=voice)
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
@@ -688,15 +746,17 @@ def attributes(file: Path, as_json: bool, part: int) -> None:
         table.add_column("bar", justify="right")
         table.add_column("meter")
         for name in ATTRIBUTE_CHOICES:
-            table.add_column(ATTRIBUTE_LABELS[name], justify="right")
+            table.add_column(ATTRIBUTE_HEADERS[name], justify="right")
+        table.add_column("note")
         for bar in tune["bars"]:
             label = f"{bar['index']}{' (pickup)' if bar['pickup'] else ''}"
             if bar["status"] != "ok":
-                table.add_row(label, bar["meter"], f"[dim]{bar['reason']}[/dim]")
+                blank = [""] * len(ATTRIBUTE_CHOICES)
+                reason = f"[dim]skipped: {bar['reason']}[/dim]"
+                table.add_row(label, bar["meter"], *blank, reason)
                 continue
-            table.add_row(
-                label, bar["meter"], *(_fmt(bar[n], n) for n in ATTRIBUTE_CHOICES)
-            )
+            values = [_fmt(bar[n], n) for n in ATTRIBUTE_CHOICES]
+            table.add_row(label, bar["meter"], *values, "")
         console.print(table)
 
 
@@ -728,8 +788,9 @@ def corpus_info(name: str, rebuild: bool) -> None:
         console.print(f"[yellow]{stats['notice']}[/yellow]")
     console.print(
         f"[bold]{stats['corpus']}[/bold]: {stats['n_tunes']} tunes from "
-        f"{stats['n_files']} files ({stats['n_files_failed']} unreadable); "
-        f"tunes by split {stats['tunes_by_split']}"
+        f"{stats['n_files']} files ({stats['n_files_failed']} unreadable); tunes by "
+        "split: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(stats["tunes_by_split"].items()))
     )
     table = Table(title="bars by meter")
     table.add_column("meter")
@@ -750,7 +811,9 @@ def corpus_info(name: str, rebuild: bool) -> None:
     }
     share = fraction_of_kept(stats, DEFAULT_METERS)
     console.print(
-        f"4-beat model measures (4/4, 2/2, no pickups): {model_rows}; "
+        "bars for the 4-beat model (4/4, 2/2, no pickups): "
+        + ", ".join(f"{k} {v}" for k, v in model_rows.items())
+        + "; "
         f"{100 * share:.1f} % of 4/4 and 2/2 bars tokenised"
     )
     for problem in stats["failed_files"][:10]:

@@ -181,10 +181,18 @@ def _read_file(task: tuple[str, int, int, int]) -> _FileResult:
 def _cache_key(source: CorpusSource, vocab: Vocabulary) -> str:
     import music21
 
+    # Named corpora live inside the music21 package: identify their files by path
+    # relative to it and size, so that every installation of the same music21
+    # gets the same key. A user's own files may change in place: add the mtime.
     files = []
-    for path in source.files:
-        stat = path.stat()
-        files.append([str(path), stat.st_size, int(stat.st_mtime)])
+    if source.name in NAMED_CORPORA:
+        root = _music21_corpus_dir()
+        for path in source.files:
+            files.append([path.relative_to(root).as_posix(), path.stat().st_size])
+    else:
+        for path in source.files:
+            stat = path.stat()
+            files.append([str(path), stat.st_size, int(stat.st_mtime)])
     identity = {
         "corpus": source.name,
         "part": source.part,

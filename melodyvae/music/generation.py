@@ -221,12 +221,21 @@ def edit_melody(
             f"unknown attribute {', '.join(unknown)} "
             f"(accepted: {', '.join(ATTRIBUTE_NAMES)})"
         )
+    name = melody.source or melody.title
+    if bars is not None:
+        numbers = [bar.index for bar in melody.bars]
+        missing = sorted(set(bars) - set(numbers))
+        if missing:
+            raise MelodyVAEError(
+                f"{name}: no bar {', '.join(map(str, missing[:5]))} "
+                f"(its bars are numbered {numbers[0]}-{numbers[-1]})"
+            )
     encodable = encodable_bars(trained, melody)
     indices = [i for i in encodable.indices if bars is None or i in bars]
     if not indices:
         reasons = sorted(set(encodable.reasons.values()))
         raise UnsupportedError(
-            f"{melody.source or melody.title}: no bar this model can edit"
+            f"{name}: no bar this model can edit"
             + (f" ({'; '.join(reasons[:3])})" if reasons else "")
         )
 

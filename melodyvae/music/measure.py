@@ -18,14 +18,16 @@ from melodyvae.music.tokens import (
 FULL_RANGE = Vocabulary(pitch_min=0, pitch_max=127)
 
 
-def file_attributes(path: str | Path, *, part: int = 0) -> dict[str, Any]:
+def file_attributes(
+    path: str | Path, *, part: int = 0, voice: int = 0
+) -> dict[str, Any]:
     """Per tune and bar: meter, pickup, status and the four attributes.
 
     Bars that cannot be put on the grid have ``status`` "skipped", a ``reason`` and
     null attributes. Raises :class:`melodyvae.errors.ReadError` for unreadable files.
     """
     tunes = []
-    for melody in read_melodies(path, part=part):
+    for melody in read_melodies(path, part=part, voice=voice):
         bars = []
         for bar, tokens in zip(
             melody.bars, melody_to_bar_tokens(melody, FULL_RANGE), strict=True

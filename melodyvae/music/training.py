@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from melodyvae.core.checkpoint import checkpoint_stem, load_checkpoint, save_checkpoint
+from melodyvae.core.checkpoint import (
+    checkpoint_stem,
+    load_checkpoint,
+    resume_path,
+    save_checkpoint,
+)
 from melodyvae.core.metrics import spearman_per_attribute
 from melodyvae.core.trainer import Split, TrainConfig, train
 from melodyvae.errors import CheckpointError, MelodyVAEError
@@ -238,6 +243,8 @@ def train_music_model(
     final_meta = {**trained.meta, "test_metrics": metrics, "history": result["history"]}
     final_meta.pop("format_version", None)
     save_checkpoint(stem, trained.model.state_dict(), final_meta)
+    # The run is complete: the resume state (weights + optimiser) is no longer needed.
+    resume_path(stem).unlink(missing_ok=True)
     return {**result, "test_metrics": metrics, "checkpoint": str(stem)}
 
 
