@@ -192,7 +192,7 @@ def _fmt(value: float | None, name: str) -> str:
     default=None,
     help="Checkpoint stem to write. Default: runs/CORPUS.",
 )
-@click.option("--epochs", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=60, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
 @click.option(
     "--lr",
