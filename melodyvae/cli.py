@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import shlex
 import sys
 import warnings
@@ -136,6 +138,19 @@ def _load_model(checkpoint: Path | None):
 
 
 def _refuse_overwrite(paths: list[Path], force: bool) -> None:
+    """Check outputs before any work: no overwriting without ``force``, only
+    regular files replaced, and a folder that can be written."""
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise MelodyVAEError(f"{path}: exists and is not a regular file")
+    for folder in {path.parent for path in paths}:
+        existing_folder = folder
+        while (
+            not existing_folder.exists() and existing_folder != existing_folder.parent
+        ):
+            existing_folder = existing_folder.parent
+        if not existing_folder.is_dir() or not os.access(existing_folder, os.W_OK):
+            raise MelodyVAEError(f"{folder}: cannot write output there")
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         more = (
@@ -229,7 +244,13 @@ def _fmt(value: float | None, name: str) -> str:
     help="Share of true previous tokens fed to the decoder, falling linearly "
     "from the first epoch to the last.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**32 - 1),
+    help="Random seed; the same seed gives the same result.",
+)
 @click.option(
     "--device",
     default="cpu",
@@ -282,8 +303,7 @@ def train(
     outputs = [stem.with_name(stem.name + s) for s in (".json", ".safetensors")]
     if resume and not resume_path(stem).exists():
         raise MelodyVAEError(f"{resume_path(stem)}: nothing to resume")
-    if not resume:
-        _refuse_overwrite(outputs, force)
+    _refuse_overwrite(outputs, force or resume)
     _check_device(device)
 
     config = TrainConfig(
@@ -351,8 +371,8 @@ def _check_device(device: str) -> None:
     import torch
 
     try:
-        torch.zeros(1, device=device)
-    except (RuntimeError, AssertionError) as error:
+        torch.zeros(1, device=device).sum().item()
+    except (RuntimeError, AssertionError, NotImplementedError) as error:
         raise MelodyVAEError(
             f"device {device!r} is not usable here ({error})"
         ) from None
@@ -401,9 +421,15 @@ def evaluate(
     """
     from melodyvae.music.training import corpus_split, held_out_metrics
 
-    if json_path is not None:
-        _refuse_overwrite([json_path], force)
     trained = _load_model(checkpoint)
+    if json_path is not None:
+        own_files = {
+            trained.path.with_name(trained.path.name + suffix).resolve()
+            for suffix in (".json", ".safetensors")
+        }
+        if json_path.resolve() in own_files:
+            raise MelodyVAEError(f"{json_path}: refusing to write over the checkpoint")
+        _refuse_overwrite([json_path], force)
     corpus_name = trained.meta["corpus"]["name"]
     corpus = _load_corpus_with_progress(corpus_name, rebuild=False, vocab=trained.vocab)
     if corpus.key != trained.meta["corpus"].get("cache_key"):
@@ -424,6 +450,7 @@ def evaluate(
             "split": split,
             **metrics,
         }
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -452,10 +479,16 @@ def evaluate(
     "--temperature",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(0),
-    help="0 = most likely tokens; higher = wilder.",
+    type=click.FloatRange(0, 100),
+    help="0 = most likely tokens; higher = wilder (1 = the model's own odds).",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**32 - 1),
+    help="Random seed; the same seed gives the same result.",
+)
 @checkpoint_option
 @force_option
 def sample(
@@ -520,9 +553,11 @@ def _bar_source(spec: str, trained) -> tuple[str, Any]:
     """Tokens from FILE (every usable bar) or FILE:N (bar N)."""
     from melodyvae.music.generation import encodable_bars
 
-    path_text, _, bar_text = spec.rpartition(":")
-    if not path_text or not bar_text.isdigit():
+    path_text, colon, bar_text = spec.rpartition(":")
+    if not colon or Path(spec).exists():
         path_text, bar_text = spec, ""
+    elif not bar_text.isdigit():
+        raise MelodyVAEError(f"{spec}: give FILE or FILE:N with N a bar number")
     melody = _read_tune(Path(path_text), 1, 0)
     encodable = encodable_bars(trained, melody)
     if bar_text:
@@ -532,7 +567,8 @@ def _bar_source(spec: str, trained) -> tuple[str, Any]:
             raise MelodyVAEError(f"{path_text}: bar {index} cannot be used ({why})")
         return path_text, [encodable.tokens[index]]
     if not encodable.tokens:
-        raise MelodyVAEError(f"{path_text}: no bar this model can take")
+        reasons = "; ".join(sorted(set(encodable.reasons.values()))[:3])
+        raise MelodyVAEError(f"{path_text}: no bar this model can take ({reasons})")
     return path_text, [encodable.tokens[i] for i in encodable.indices]
 
 
@@ -611,19 +647,27 @@ def interpolate(
 # -- edit ----------------------------------------------------------------------
 
 
-def _parse_bars(text: str | None) -> set[int] | None:
+def _parse_bars(text: str | None, melody) -> set[int] | None:
+    """Bar numbers from ``5-8,12``; every one must exist in ``melody``."""
     if text is None:
         return None
+    first, last = melody.bars[0].index, melody.bars[-1].index
     bars: set[int] = set()
     for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
             raise MelodyVAEError(f"--bars {text!r}: use numbers and ranges like 5-8,12")
-        if high and int(high) < int(low):
+        low_bar, high_bar = int(low), int(high or low)
+        if high_bar < low_bar:
             raise MelodyVAEError(
                 f"--bars {text!r}: range {part.strip()} runs backwards"
             )
-        bars.update(range(int(low), int(high or low) + 1))
+        if low_bar < first or high_bar > last:
+            raise MelodyVAEError(
+                f"--bars {text!r}: {melody.source or melody.title} has bars "
+                f"{first}-{last}"
+            )
+        bars.update(range(low_bar, high_bar + 1))
     return bars
 
 
@@ -682,6 +726,15 @@ def edit(
 
     if not shifts:
         raise click.UsageError("give at least one --attr NAME DELTA")
+    names = [name for name, _ in shifts]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise click.UsageError(f"--attr {repeated[0]} is given more than once")
+    for name, delta in shifts:
+        if not math.isfinite(delta) or abs(delta) > 10:
+            raise click.UsageError(
+                f"--attr {name} {delta}: DELTA must lie within -10..+10 prior sds"
+            )
     out = out or file.with_name(f"{file.stem}-edited.mid")
     if out.resolve() == file.resolve():
         raise MelodyVAEError(f"{out}: refusing to write over the input file")
@@ -689,8 +742,9 @@ def edit(
     trained = _load_model(checkpoint)
     melody = _read_tune(file, tune, part, voice)
     edited, reports = edit_melody(
-        trained, melody, dict(shifts), bars=_parse_bars(bar_text)
+        trained, melody, dict(shifts), bars=_parse_bars(bar_text, melody)
     )
+    out.parent.mkdir(parents=True, exist_ok=True)
     melody_to_midi(edited, out)
 
     from rich.table import Table

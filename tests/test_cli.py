@@ -166,3 +166,64 @@ def test_help_lists_every_command():
     result = CliRunner().invoke(cli, ["--help"])
     for command in ("train", "sample", "interpolate", "edit", "attributes", "corpus"):
         assert command in result.output
+
+
+def test_bad_bar_selections_are_refused(tiny_model, tmp_path):
+    tune = str(DATA / "pickup.abc")
+    model = ["-c", str(tiny_model["stem"])]
+    for bars, message in [
+        ("99", "has bars 0-3"),
+        ("3-1", "runs backwards"),
+        ("2-", "use numbers and ranges"),
+        ("1-999999999999", "has bars 0-3"),
+    ]:
+        out = tmp_path / f"{message[:4]}.mid"
+        args = ["edit", tune, "--attr", "contour", "1", "--bars", bars, "-o", str(out)]
+        result = CliRunner().invoke(cli, args + model)
+        assert result.exit_code == 1, (bars, result.output)
+        assert message in result.output, (bars, result.output)
+        assert not out.exists()
+
+
+def test_bad_shifts_and_bar_specs_are_usage_errors(tiny_model, tmp_path):
+    tune = str(DATA / "pickup.abc")
+    model = ["-c", str(tiny_model["stem"])]
+    for attr in (["note_density", "nan"], ["note_density", "1e308"]):
+        args = ["edit", tune, "--attr", *attr, "-o", str(tmp_path / "x.mid")] + model
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+    args = ["interpolate", f"{tune}:x", f"{tune}:1", "-o", str(tmp_path / "i")] + model
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "FILE:N" in result.output
+
+
+def test_evaluate_never_writes_over_its_checkpoint(tiny_model):
+    stem = tiny_model["stem"]
+    args = ["evaluate", "-c", str(stem), "--json", str(stem) + ".json", "--force"]
+    result = CliRunner().invoke(cli, args, env=tiny_model["env"])
+    assert result.exit_code == 1 and "refusing" in result.output
+    assert json.loads(Path(str(stem) + ".json").read_text())["format_version"] == 1
+
+
+def test_a_json_that_is_not_a_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2, 3]")
+    (tmp_path / "list.safetensors").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["sample", "-c", str(tmp_path / "list")])
+    assert result.exit_code == 1
+    assert "not a checkpoint description" in result.output
+
+
+def test_resume_refuses_other_settings(tiny_model, tmp_path):
+    stem = tmp_path / "run"
+    base = ["train", "--corpus", str(tiny_model["corpus"]), "--batch-size", "64"]
+    base += ["-o", str(stem), "--epochs", "2"]
+    runner = CliRunner()
+    first = runner.invoke(
+        cli, base[:-1] + ["1", "--latent-dim", "8"], env=tiny_model["env"]
+    )
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(
+        cli, base + ["--latent-dim", "16", "--resume"], env=tiny_model["env"]
+    )
+    assert again.exit_code == 1
+    assert "cannot resume" in again.output and "model" in again.output

@@ -88,6 +88,8 @@ def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(
             f"{meta_path}: not a checkpoint description ({error})"
         ) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{meta_path}: not a checkpoint description")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{meta_path}: checkpoint format {meta.get('format_version')!r}, "
@@ -97,6 +99,9 @@ def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         state = load_file(str(weights_path))
     except (OSError, SafetensorError) as error:
         raise CheckpointError(f"{weights_path}: unreadable weights ({error})") from None
+    bad = [name for name, tensor in state.items() if not tensor.isfinite().all()]
+    if bad:
+        raise CheckpointError(f"{weights_path}: weights {bad[0]} hold NaN or infinity")
     return state, meta
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import ConstantInputWarning, spearmanr
 
 
 def spearman_per_attribute(
@@ -16,6 +18,8 @@ def spearman_per_attribute(
     """
     values = []
     for i, dim in enumerate(reg_dims):
-        rho = spearmanr(latents[:, dim], attributes[:, i]).statistic
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConstantInputWarning)
+            rho = spearmanr(latents[:, dim], attributes[:, i]).statistic
         values.append(0.0 if np.isnan(rho) else float(rho))
     return values

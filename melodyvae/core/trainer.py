@@ -13,6 +13,7 @@ same batches as an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -25,6 +26,7 @@ import torch
 
 from melodyvae.core.checkpoint import load_resume_state, save_resume_state
 from melodyvae.core.losses import ARConfig, kl_divergence, total_ar_loss
+from melodyvae.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +134,7 @@ def train(
     save_best: Callable[[torch.nn.Module, dict[str, Any]], None] | None = None,
     resume_stem: str | None = None,
     resume: bool = False,
+    run_identity: dict[str, Any] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
@@ -140,7 +143,9 @@ def train(
     ``train_kwargs(epoch)`` gives the forward options of each epoch (e.g. a
     teacher-forcing schedule); ``eval_kwargs`` those of validation. After every epoch
     ``save_best`` is called when validation loss improved, and the resume state is
-    written to ``resume_stem`` (if given). ``on_batch(done, total)`` reports progress
+    written to ``resume_stem`` (if given). ``run_identity`` (data, model and
+    settings, the epoch count aside) is stored with it; resuming a run whose
+    identity differs is refused. ``on_batch(done, total)`` reports progress
     within an epoch, ``on_epoch(metrics)`` each finished epoch.
     """
     model.to(config.device)
@@ -152,6 +157,18 @@ def train(
         if resume_stem is None:
             raise ValueError("resume needs resume_stem")
         state = load_resume_state(resume_stem)
+        saved_identity = json.loads(state.get("identity", "{}"))
+        wanted_identity = json.loads(json.dumps(run_identity or {}, sort_keys=True))
+        if saved_identity != wanted_identity:
+            changed = sorted(
+                key
+                for key in saved_identity.keys() | wanted_identity.keys()
+                if saved_identity.get(key) != wanted_identity.get(key)
+            )
+            raise CheckpointError(
+                f"{resume_stem}: cannot resume, the run's {', '.join(changed)} "
+                "differ from this command's"
+            )
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         history = list(state["history"])
@@ -219,6 +236,7 @@ def train(
                     "epoch": epoch,
                     "history": history,
                     "best": best,
+                    "identity": json.dumps(run_identity or {}, sort_keys=True),
                 },
             )
     return {"history": history, "best": best}

@@ -96,12 +96,19 @@ def resolve_corpus(name: str) -> CorpusSource:
         root = _music21_corpus_dir() / "bach"
         files = tuple(sorted(root.glob("bwv*.mxl")) + sorted(root.glob("bwv*.xml")))
         return CorpusSource(name, files, part=0)
+    if not name.strip():
+        raise MelodyVAEError("empty corpus name")
     path = Path(name)
     if path.is_file():
-        return CorpusSource(str(path), (path,))
+        return CorpusSource(str(path.resolve()), (path.resolve(),))
     if path.is_dir():
+        # is_file() also drops dangling links, which no build could read.
         files = tuple(
-            sorted(p for p in path.rglob("*") if p.suffix.lower() in MUSIC_SUFFIXES)
+            sorted(
+                p
+                for p in path.resolve().rglob("*")
+                if p.suffix.lower() in MUSIC_SUFFIXES and p.is_file()
+            )
         )
         if not files:
             raise MelodyVAEError(

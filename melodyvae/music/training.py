@@ -20,7 +20,6 @@ import torch
 from melodyvae.core.checkpoint import (
     checkpoint_stem,
     load_checkpoint,
-    resume_path,
     save_checkpoint,
 )
 from melodyvae.core.metrics import spearman_per_attribute
@@ -184,7 +183,7 @@ def train_music_model(
     for name, split in splits.items():
         if len(split) == 0:
             raise MelodyVAEError(
-                f"corpus {corpus_name} has no {'/'.join(options.meters)} bars "
+                f"corpus {corpus_name} has no {' or '.join(options.meters)} bars "
                 f"in its {name} split"
             )
     logger.info(
@@ -233,6 +232,15 @@ def train_music_model(
         save_best=save_best,
         resume_stem=str(stem),
         resume=resume,
+        run_identity={
+            "corpus": corpus.identity(),
+            "model": model_config.to_dict(),
+            "settings": {
+                key: value
+                for key, value in meta["training"].items()
+                if key not in ("epochs", "command", "device")
+            },
+        },
         on_batch=on_batch,
         on_epoch=on_epoch,
     )
@@ -243,8 +251,6 @@ def train_music_model(
     final_meta = {**trained.meta, "test_metrics": metrics, "history": result["history"]}
     final_meta.pop("format_version", None)
     save_checkpoint(stem, trained.model.state_dict(), final_meta)
-    # The run is complete: the resume state (weights + optimiser) is no longer needed.
-    resume_path(stem).unlink(missing_ok=True)
     return {**result, "test_metrics": metrics, "checkpoint": str(stem)}
 
 
@@ -257,11 +263,17 @@ def load_trained_model(path: str | Path | None = None) -> TrainedModel:
     try:
         config = MeasureVAEConfig.from_dict(meta["model_config"])
         vocab = Vocabulary.from_dict(meta["vocabulary"])
+        if not 0 <= vocab.pitch_min <= vocab.pitch_max <= 127:
+            raise ValueError(f"vocabulary pitches {vocab.pitch_min}-{vocab.pitch_max}")
+        if vocab.size != config.vocab_size:
+            raise ValueError("vocabulary and model disagree on the number of tokens")
+        for meter in meta["meters"]:
+            grid_for_meter(meter)
         meters = tuple(meta["meters"])
         attribute_dims = {a["name"]: int(a["dim"]) for a in meta["attributes"]}
         model = MeasureVAE(config)
         model.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as error:
+    except (KeyError, TypeError, ValueError, RuntimeError, MelodyVAEError) as error:
         raise CheckpointError(f"{stem}: inconsistent checkpoint ({error})") from None
     model.eval()
     return TrainedModel(
