@@ -700,3 +700,11 @@ def test_a_real_tunebook_from_the_music21_corpus_reads_soundly() -> None:
     meters = {bar.meter for melody in melodies for bar in melody.bars}
     assert {"2/2", "2/4", "3/4", "4/4", "6/8"} <= meters
     assert sum(melody.bars[0].pickup for melody in melodies) > 50
+
+
+def test_zero_length_notes_mid_never_hide_the_real_notes() -> None:
+    # Each quarter note is preceded by a zero-length note of the same pitch.
+    melody = read_one("zero_length_notes.mid")
+    assert [bar.index for bar in melody.bars] == [1, 2]
+    assert bar_notes(melody, 0) == quarters("C4", "D4", "E4", "F4")
+    assert bar_notes(melody, 1) == quarters("G4", "A4", "B4", "C5")

@@ -420,6 +420,9 @@ def _monophonic_notes(raw_notes: list[_RawNote]) -> list[Note]:
 
     Zero-length results are dropped; the result is sorted and never overlaps.
     """
+    # A zero-length note (a stray note-on/off pair) sounds nothing; dropped first,
+    # so that it cannot hide a real note starting at the same time.
+    raw_notes = [raw for raw in raw_notes if raw.duration > 0]
     raw_notes.sort(key=lambda raw: (raw.onset, -raw.pitch))
     merged: list[_RawNote] = []
     for raw in raw_notes:
