@@ -126,6 +126,26 @@ voice_option = click.option(
     type=click.IntRange(0),
     help="Which voice of that part (ABC V: voices, MusicXML voices), from 0.",
 )
+seed_option = click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**32 - 1),
+    help="Random seed; the same seed gives the same result.",
+)
+
+
+def output_folder_option(default: str):
+    return click.option(
+        "-o",
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path(default),
+        show_default=True,
+        help="Output folder.",
+    )
+
+
 force_option = click.option(
     "--force", is_flag=True, help="Overwrite existing output files."
 )
@@ -244,13 +264,7 @@ def _fmt(value: float | None, name: str) -> str:
     help="Share of true previous tokens fed to the decoder, falling linearly "
     "from the first epoch to the last.",
 )
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 2**32 - 1),
-    help="Random seed; the same seed gives the same result.",
-)
+@seed_option
 @click.option(
     "--device",
     default="cpu",
@@ -467,14 +481,7 @@ def evaluate(
     type=click.IntRange(1, 10_000),
     help="Number of measures.",
 )
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("samples"),
-    show_default=True,
-    help="Output folder.",
-)
+@output_folder_option("samples")
 @click.option(
     "--temperature",
     default=0.0,
@@ -482,13 +489,7 @@ def evaluate(
     type=click.FloatRange(0, 100),
     help="0 = most likely tokens; higher = wilder (1 = the model's own odds).",
 )
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 2**32 - 1),
-    help="Random seed; the same seed gives the same result.",
-)
+@seed_option
 @checkpoint_option
 @force_option
 def sample(
@@ -576,14 +577,7 @@ def _bar_source(spec: str, trained) -> tuple[str, Any]:
 @click.argument("start", metavar="A")
 @click.argument("end", metavar="B")
 @click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 1000))
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("interpolation"),
-    show_default=True,
-    help="Output folder.",
-)
+@output_folder_option("interpolation")
 @checkpoint_option
 @force_option
 def interpolate(

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from melodyvae.music.tokens import SLOTS_PER_BEAT, Grid, grid_for_meter
+from melodyvae.music.tokens import SLOTS_PER_BEAT, Grid
 
 ATTRIBUTE_NAMES = ("rhythmic_complexity", "pitch_range", "note_density", "contour")
-ATTRIBUTE_UNITS = {
-    "rhythmic_complexity": "share",
-    "pitch_range": "semitones",
-    "note_density": "notes",
-    "contour": "semitones",
-}
 
 # Metrical weights: the less expected an onset at a slot, the higher its weight.
 # Beat onsets: the downbeat weighs 0.20, the middle beat of a four-beat bar (beat 3)
@@ -103,15 +97,3 @@ def compute_attributes(tokens: np.ndarray, grid: Grid) -> np.ndarray:
         ],
         axis=1,
     )
-
-
-def attributes_by_meter(tokens: np.ndarray, meters: list[str]) -> np.ndarray:
-    """Attributes of measures of mixed meters (tokens padded with -1 to a common T)."""
-    tokens = np.asarray(tokens)
-    result = np.zeros((tokens.shape[0], len(ATTRIBUTE_NAMES)))
-    meters_arr = np.asarray(meters)
-    for meter in sorted(set(meters)):
-        grid = grid_for_meter(meter)
-        rows = meters_arr == meter
-        result[rows] = compute_attributes(tokens[rows, : grid.n_slots], grid)
-    return result

@@ -16,7 +16,7 @@ import torch
 
 from melodyvae.errors import MelodyVAEError, UnsupportedError
 from melodyvae.music.attributes import ATTRIBUTE_NAMES, compute_attributes
-from melodyvae.music.melody import Bar, Melody, Note
+from melodyvae.music.melody import Melody, Note
 from melodyvae.music.tokens import (
     BarSkipped,
     bars_to_melody,
@@ -266,14 +266,3 @@ def edit_melody(
             reason = encodable.reasons.get(bar.index, "outside the selected bars")
             reports.append(BarReport(bar.index, "kept", reason, None, None))
     return edited, reports
-
-
-def bar_of(melody: Melody, index: int) -> Bar:
-    """The bar with ``index``; raises :class:`MelodyVAEError` naming the range."""
-    for bar in melody.bars:
-        if bar.index == index:
-            return bar
-    raise MelodyVAEError(
-        f"{melody.source or melody.title}: no bar {index} "
-        f"(bars {melody.bars[0].index}-{melody.bars[-1].index})"
-    )
