@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from melodyvae.errors import MelodyVAEError
+from melodyvae.errors import MelodyVAEError, MelodyVAEWarning
 
 logger = logging.getLogger("melodyvae")
 
@@ -99,6 +99,9 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     if not debug:
         warnings.showwarning = _show_warning
+    # Readers also record their warnings on each melody; the commands show those,
+    # once per tune, so the library's own warning would be a duplicate.
+    warnings.filterwarnings("ignore", category=MelodyVAEWarning)
 
 
 # -- shared options --------------------------------------------------------------
@@ -198,7 +201,10 @@ def _read_tune(path: Path, tune: int, part: int = 0, voice: int = 0):
         raise MelodyVAEError(
             f"{path}: tune {tune} requested, the file has {len(melodies)}"
         )
-    return melodies[tune - 1]
+    melody = melodies[tune - 1]
+    for message in melody.warnings:
+        logger.warning("%s: %s", path.name, message)
+    return melody
 
 
 def _fmt(value: float | None, name: str) -> str:
@@ -783,6 +789,9 @@ def attributes(file: Path, as_json: bool, part: int, voice: int) -> None:
     from melodyvae.music.measure import file_attributes
 
     record = file_attributes(file, part=part, voice=voice)
+    for tune in record["tunes"]:
+        for message in tune["warnings"]:
+            logger.warning("%s (%s): %s", file.name, tune["title"], message)
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
@@ -848,12 +857,13 @@ def corpus_info(name: str, rebuild: bool) -> None:
         kept = stats["bars_kept_by_meter"].get(meter, 0)
         table.add_row(meter, str(count), str(kept))
     console.print(table)
-    skipped = Table(title="bars skipped, by reason")
-    skipped.add_column("reason")
-    skipped.add_column("bars", justify="right")
-    for reason, count in stats["bars_skipped_by_reason"].items():
-        skipped.add_row(reason, str(count))
-    console.print(skipped)
+    if stats["bars_skipped_by_reason"]:
+        skipped = Table(title="bars skipped, by reason")
+        skipped.add_column("reason")
+        skipped.add_column("bars", justify="right")
+        for reason, count in stats["bars_skipped_by_reason"].items():
+            skipped.add_row(reason, str(count))
+        console.print(skipped)
     model_rows = {
         s: len(built.select(DEFAULT_METERS, s)) for s in ("train", "valid", "test")
     }

@@ -23,7 +23,8 @@ def file_attributes(
 ) -> dict[str, Any]:
     """Per tune and bar: meter, pickup, status and the four attributes.
 
-    Bars that cannot be put on the grid have ``status`` "skipped", a ``reason`` and
+    ``warnings`` lists what the reader assumed or repaired in each tune. Bars that
+    cannot be put on the grid have ``status`` "skipped", a ``reason`` and
     null attributes. Raises :class:`melodyvae.errors.ReadError` for unreadable files.
     """
     tunes = []
@@ -48,5 +49,7 @@ def file_attributes(
                         value if name == "rhythmic_complexity" else int(value)
                     )
             bars.append(record)
-        tunes.append({"title": melody.title, "bars": bars})
+        tunes.append(
+            {"title": melody.title, "warnings": list(melody.warnings), "bars": bars}
+        )
     return {"file": str(path), "tunes": tunes}
