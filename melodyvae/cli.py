@@ -556,8 +556,8 @@ def _attribute_table(labels: list[str], attributes, title: str) -> None:
 # -- interpolate ---------------------------------------------------------------
 
 
-def _bar_source(spec: str, trained) -> tuple[str, Any]:
-    """Tokens from FILE (every usable bar) or FILE:N (bar N)."""
+def _bar_source(spec: str, trained) -> tuple[Any, list]:
+    """The melody and tokens of FILE (every usable bar) or FILE:N (bar N)."""
     from melodyvae.music.generation import encodable_bars
 
     path_text, colon, bar_text = spec.rpartition(":")
@@ -572,11 +572,11 @@ def _bar_source(spec: str, trained) -> tuple[str, Any]:
         if index not in encodable.tokens:
             why = encodable.reasons.get(index, "no such bar")
             raise MelodyVAEError(f"{path_text}: bar {index} cannot be used ({why})")
-        return path_text, [encodable.tokens[index]]
+        return melody, [encodable.tokens[index]]
     if not encodable.tokens:
         reasons = "; ".join(sorted(set(encodable.reasons.values()))[:3])
         raise MelodyVAEError(f"{path_text}: no bar this model can take ({reasons})")
-    return path_text, [encodable.tokens[i] for i in encodable.indices]
+    return melody, [encodable.tokens[i] for i in encodable.indices]
 
 
 @cli.command()
@@ -607,7 +607,7 @@ def interpolate(
     from melodyvae.music.writing import melodies_to_midi, melody_to_midi
 
     trained = _load_model(checkpoint)
-    _, bars_a = _bar_source(start, trained)
+    melody_a, bars_a = _bar_source(start, trained)
     _, bars_b = _bar_source(end, trained)
     n_bars = min(len(bars_a), len(bars_b))
     if len(bars_a) != len(bars_b):
@@ -628,7 +628,7 @@ def interpolate(
     decoded = decode_latents(trained, path_codes.reshape(steps * n_bars, -1))
     decoded = decoded.reshape(steps, n_bars, -1)
     melodies = [
-        measures_to_melody(trained, decoded[i], title=path.stem)
+        measures_to_melody(trained, decoded[i], title=path.stem, like=melody_a)
         for i, path in enumerate(paths)
     ]
     _prepare_output_folder(out, "step_*.mid", paths + [together], force)

@@ -78,12 +78,28 @@ def sample_measures(
 
 
 def measures_to_melody(
-    trained: TrainedModel, tokens: np.ndarray, title: str = "melodyvae"
+    trained: TrainedModel,
+    tokens: np.ndarray,
+    title: str = "melodyvae",
+    like: Melody | None = None,
 ) -> Melody:
-    """One melody of the given measures in sequence, in the model's first meter."""
+    """One melody of the given measures in sequence.
+
+    The meter is the model's first one; with ``like``, the meter of its first bar
+    the model takes (so cut-time reels stay in 2/2), with its key and tempo.
+    """
     meter = trained.meters[0]
+    key = tempo_qpm = None
+    if like is not None:
+        meter = next((b.meter for b in like.bars if b.meter in trained.meters), meter)
+        key, tempo_qpm = like.key, like.tempo_qpm
     return bars_to_melody(
-        list(tokens), [meter] * len(tokens), trained.vocab, title=title
+        list(tokens),
+        [meter] * len(tokens),
+        trained.vocab,
+        title=title,
+        tempo_qpm=tempo_qpm,
+        key=key,
     )
 
 
