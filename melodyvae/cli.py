@@ -278,6 +278,13 @@ def _fmt(value: float | None, name: str) -> str:
     help="torch device: cpu, cuda, cuda:1 ...",
 )
 @click.option(
+    "--init-from",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Start from this checkpoint's weights (fine-tune on your own corpus, "
+    "or train a model further).",
+)
+@click.option(
     "--resume", is_flag=True, help="Continue an interrupted run of the same --out."
 )
 @force_option
@@ -295,6 +302,7 @@ def train(
     teacher_forcing: tuple[float, float],
     seed: int,
     device: str,
+    init_from: Path | None,
     resume: bool,
     force: bool,
 ) -> None:
@@ -375,6 +383,7 @@ def train(
             config,
             options=options,
             latent_dim=latent_dim,
+            init_from=init_from,
             resume=resume,
             command=command,
             on_corpus_start=on_corpus_start,

@@ -227,3 +227,23 @@ def test_resume_refuses_other_settings(tiny_model, tmp_path):
     )
     assert again.exit_code == 1
     assert "cannot resume" in again.output and "model" in again.output
+
+
+def test_init_from_starts_at_a_trained_model_and_records_it(tiny_model, tmp_path):
+    stem = tmp_path / "tuned"
+    args = ["train", "--corpus", str(tiny_model["corpus"]), "--batch-size", "64"]
+    args += ["--latent-dim", "8", "--epochs", "1", "-o", str(stem)]
+    args += ["--init-from", str(tiny_model["stem"])]
+    result = CliRunner().invoke(cli, args, env=tiny_model["env"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    assert meta["training"]["init_from"]["checkpoint"] == str(tiny_model["stem"])
+    assert meta["training"]["init_from"]["training"]["epochs"] == 2
+    # A model of another size cannot be the start.
+    other = CliRunner().invoke(
+        cli,
+        args[:-2]
+        + ["--latent-dim", "16", "--init-from", str(tiny_model["stem"]), "--force"],
+        env=tiny_model["env"],
+    )
+    assert other.exit_code == 1 and "differs" in other.output

@@ -149,6 +149,7 @@ def train_music_model(
     *,
     options: MusicTrainOptions | None = None,
     latent_dim: int = 32,
+    init_from: str | Path | None = None,
     resume: bool = False,
     command: str = "",
     on_corpus_start: Callable[[int], None] | None = None,
@@ -160,6 +161,8 @@ def train_music_model(
 
     Returns the training history, the best epoch and the held-out (test split)
     metrics of the best checkpoint, which are also stored in its JSON.
+    ``init_from`` starts from a trained checkpoint's weights (fine-tuning, or a
+    longer schedule); its own training record is kept in the new JSON.
     """
     options = options or MusicTrainOptions()
     vocab = Vocabulary()
@@ -196,6 +199,20 @@ def train_music_model(
         vocab_size=vocab.size, n_beats=grid.n_beats, latent_dim=latent_dim
     )
     model = MeasureVAE(model_config)
+    init_record = None
+    if init_from is not None:
+        start = load_trained_model(init_from)
+        if start.model.config != model_config or start.vocab != vocab:
+            raise MelodyVAEError(
+                f"{start.path}: its model ({start.model.config.latent_dim}-d latent, "
+                f"{start.meters}) differs from the one asked for"
+            )
+        model.load_state_dict(start.model.state_dict())
+        init_record = {
+            "checkpoint": str(start.path),
+            "training": start.meta.get("training"),
+            "best_epoch": start.meta.get("best_epoch", {}).get("epoch"),
+        }
     stem = checkpoint_stem(out)
     attribute_dims = dict(zip(ATTRIBUTE_NAMES, config.reg_dims, strict=True))
     meta = {
@@ -215,6 +232,7 @@ def train_music_model(
             "teacher_forcing_start": options.teacher_forcing_start,
             "teacher_forcing_end": options.teacher_forcing_end,
             "command": command,
+            "init_from": init_record,
         },
     }
 
