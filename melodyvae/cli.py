@@ -184,13 +184,29 @@ def _refuse_overwrite(paths: list[Path], force: bool) -> None:
         )
 
 
-def _prepare_output_folder(out: Path, pattern: str, paths: list[Path], force: bool):
-    """Refuse to overwrite; with --force, also remove this command's earlier
-    outputs (files matching ``pattern``) so no stale step or sample remains."""
+def _series_paths(out: Path, prefix: str, n: int, force: bool) -> list[Path]:
+    """``out/PREFIX_01.mid`` … and ``out/all_PREFIXs.mid``, checked for writing."""
+    width = max(2, len(str(n)))
+    paths = [out / f"{prefix}_{i:0{width}d}.mid" for i in range(1, n + 1)]
+    paths.append(out / f"all_{prefix}s.mid")
     _refuse_overwrite(paths, force)
-    if force and out.is_dir():
-        for stale in out.glob(pattern):
+    return paths
+
+
+def _write_series(out: Path, prefix: str, melodies: list, paths: list[Path]) -> None:
+    """Write one file per melody and all of them in sequence (each one standing
+    alone: a leading hold is silence, never a tie). Earlier outputs of the same
+    kind in ``out`` are removed first (only reached with --force when any exist),
+    so no stale step or sample remains."""
+    from melodyvae.music.writing import melodies_to_midi, melody_to_midi
+
+    if out.is_dir():
+        for stale in out.glob(f"{prefix}_*.mid"):
             stale.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    for melody, path in zip(melodies, paths[:-1], strict=True):
+        melody_to_midi(melody, path)
+    melodies_to_midi(melodies, paths[-1])
 
 
 def _read_tune(path: Path, tune: int, part: int = 0, voice: int = 0):
@@ -522,29 +538,19 @@ def sample(
     """
     from melodyvae.music.attributes import compute_attributes
     from melodyvae.music.generation import measures_to_melody, sample_measures
-    from melodyvae.music.writing import melodies_to_midi, melody_to_midi
 
     trained = _load_model(checkpoint)
-    width = max(2, len(str(n_samples)))
-    paths = [out / f"sample_{i:0{width}d}.mid" for i in range(1, n_samples + 1)]
-    together = out / "all_samples.mid"
-    _refuse_overwrite(paths + [together], force)
-
+    paths = _series_paths(out, "sample", n_samples, force)
     tokens = sample_measures(trained, n_samples, temperature=temperature, seed=seed)
     melodies = [
         measures_to_melody(trained, tokens[i : i + 1], title=path.stem)
-        for i, path in enumerate(paths)
+        for i, path in enumerate(paths[:-1])
     ]
-    _prepare_output_folder(out, "sample_*.mid", paths + [together], force)
-    out.mkdir(parents=True, exist_ok=True)
-    for melody, path in zip(melodies, paths, strict=True):
-        melody_to_midi(melody, path)
-    # Each sample stands alone: a leading hold is silence, never a tie.
-    melodies_to_midi(melodies, together)
+    _write_series(out, "sample", melodies, paths)
 
     attributes = compute_attributes(tokens, trained.grid)
     _attribute_table(
-        [p.name for p in paths], attributes, title=f"{n_samples} samples in {out}"
+        [p.name for p in paths[:-1]], attributes, title=f"{n_samples} samples in {out}"
     )
 
 
@@ -613,7 +619,6 @@ def interpolate(
         interpolate_latents,
         measures_to_melody,
     )
-    from melodyvae.music.writing import melodies_to_midi, melody_to_midi
 
     trained = _load_model(checkpoint)
     melody_a, bars_a = _bar_source(start, trained)
@@ -626,10 +631,7 @@ def interpolate(
             len(bars_b),
             n_bars,
         )
-    width = max(2, len(str(steps)))
-    paths = [out / f"step_{i:0{width}d}.mid" for i in range(1, steps + 1)]
-    together = out / "all_steps.mid"
-    _refuse_overwrite(paths + [together], force)
+    paths = _series_paths(out, "step", steps, force)
 
     z_a = encode_measures(trained, np.stack(bars_a[:n_bars]))
     z_b = encode_measures(trained, np.stack(bars_b[:n_bars]))
@@ -638,16 +640,12 @@ def interpolate(
     decoded = decoded.reshape(steps, n_bars, -1)
     melodies = [
         measures_to_melody(trained, decoded[i], title=path.stem, like=melody_a)
-        for i, path in enumerate(paths)
+        for i, path in enumerate(paths[:-1])
     ]
-    _prepare_output_folder(out, "step_*.mid", paths + [together], force)
-    out.mkdir(parents=True, exist_ok=True)
-    for melody, path in zip(melodies, paths, strict=True):
-        melody_to_midi(melody, path)
-    melodies_to_midi(melodies, together)
+    _write_series(out, "step", melodies, paths)
     first_bars = compute_attributes(decoded[:, 0], trained.grid)
     _attribute_table(
-        [p.name for p in paths],
+        [p.name for p in paths[:-1]],
         first_bars,
         title=f"{steps} steps ({n_bars} bar(s) each) in {out}; attributes of bar 1",
     )
