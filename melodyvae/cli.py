@@ -20,10 +20,13 @@ from typing import Any
 import click
 
 from melodyvae.errors import MelodyVAEError, MelodyVAEWarning
+from melodyvae.music.attributes import ATTRIBUTE_NAMES
 
 logger = logging.getLogger("melodyvae")
 
-ATTRIBUTE_CHOICES = ("rhythmic_complexity", "pitch_range", "note_density", "contour")
+# The attribute names come from the library (numpy only; torch and music21 are
+# imported inside the commands).
+ATTRIBUTE_CHOICES = ATTRIBUTE_NAMES
 # Table headers with units: complexity is a 0-1 share of the bar's metrical weight,
 # contour is last minus first pitch.
 ATTRIBUTE_HEADERS = {
