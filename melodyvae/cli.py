@@ -426,19 +426,64 @@ def _check_device(device: str) -> None:
         ) from None
 
 
+METRIC_ROWS = (
+    ("interpretability", "interpretability"),
+    ("mig", "MIG"),
+    ("sap", "SAP"),
+    ("modularity", "modularity"),
+    ("scc", "SCC"),
+    ("spearman", "Spearman, own dim"),
+    ("traversal_spearman", "traversal Spearman"),
+    ("traversal_crosstalk", "traversal crosstalk (sd)"),
+)
+
+
 def _print_metrics(metrics: dict[str, Any], title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title)
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("measures", str(metrics["n_measures"]))
+    table.add_column("mean", justify="right")
+    for name in ATTRIBUTE_CHOICES:
+        table.add_column(ATTRIBUTE_HEADERS[name].split("\n")[0], justify="right")
+    for key, label in METRIC_ROWS:
+        if key not in metrics:
+            continue
+        entry = metrics[key]
+        per = entry.get("per_attribute", entry)
+        mean = entry.get("mean", sum(per.values()) / len(per))
+        table.add_row(
+            label, f"{mean:.3f}", *(f"{per[n]:.3f}" for n in ATTRIBUTE_CHOICES)
+        )
     table.add_row("token accuracy", f"{100 * metrics['recon_accuracy']:.2f} %")
     if metrics.get("onset_accuracy") is not None:
         table.add_row("onset accuracy", f"{100 * metrics['onset_accuracy']:.2f} %")
-    for name, rho in metrics["spearman"].items():
-        table.add_row(f"Spearman {name}", f"{rho:.3f}")
+    table.caption = f"{metrics['n_measures']} measures"
     _console().print(table)
+
+
+def _model_corpus(trained, split: str):
+    """The split of the corpus ``trained`` was trained on, as a :class:`Split`."""
+    from melodyvae.music.training import corpus_split
+
+    corpus_name = trained.meta["corpus"]["name"]
+    corpus = _load_corpus_with_progress(corpus_name, rebuild=False, vocab=trained.vocab)
+    if corpus.key != trained.meta["corpus"].get("cache_key"):
+        logger.warning(
+            "corpus %s was built differently from the one this model was trained "
+            "on (another music21 or melodyvae version): splits may differ",
+            corpus_name,
+        )
+    return corpus, corpus_split(corpus, split, trained.grid, trained.meters)
+
+
+def _refuse_checkpoint_overwrite(trained, path: Path) -> None:
+    own_files = {
+        trained.path.with_name(trained.path.name + suffix).resolve()
+        for suffix in (".json", ".safetensors")
+    }
+    if path.resolve() in own_files:
+        raise MelodyVAEError(f"{path}: refusing to write over the checkpoint")
 
 
 # -- evaluate ------------------------------------------------------------------
@@ -459,47 +504,303 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
     default=None,
     help="Also write the metrics as JSON.",
 )
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also draw each attribute against its latent dim as PNG in this folder.",
+)
+@click.option(
+    "--traversal-bars",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Held-out bars used for the traversal-control metrics.",
+)
 @force_option
 def evaluate(
-    checkpoint: Path | None, split: str, json_path: Path | None, force: bool
+    checkpoint: Path | None,
+    split: str,
+    json_path: Path | None,
+    out: Path | None,
+    traversal_bars: int,
+    force: bool,
 ) -> None:
-    """Reconstruction accuracy and attribute/latent Spearman on held-out bars.
+    """Disentanglement, reconstruction and traversal control on held-out bars.
 
-    Example: melodyvae evaluate --json metrics.json
+    Interpretability, MIG, SAP, modularity and SCC on the posterior means; token
+    and onset accuracy of free-running argmax decoding; and, for every regularised
+    dim set from -4 to +4, how well its attribute follows (traversal Spearman) and
+    how far the other attributes move (crosstalk, in attribute standard deviations).
+    Deterministic.
+
+    Example: melodyvae evaluate --json metrics.json --out plots/
     """
-    from melodyvae.music.training import corpus_split, held_out_metrics
+    from melodyvae.music.evaluation import evaluate_split
 
     trained = _load_model(checkpoint)
+    outputs = []
     if json_path is not None:
-        own_files = {
-            trained.path.with_name(trained.path.name + suffix).resolve()
-            for suffix in (".json", ".safetensors")
-        }
-        if json_path.resolve() in own_files:
-            raise MelodyVAEError(f"{json_path}: refusing to write over the checkpoint")
-        _refuse_overwrite([json_path], force)
-    corpus_name = trained.meta["corpus"]["name"]
-    corpus = _load_corpus_with_progress(corpus_name, rebuild=False, vocab=trained.vocab)
-    if corpus.key != trained.meta["corpus"].get("cache_key"):
-        logger.warning(
-            "corpus %s was built differently from the one this model was trained "
-            "on (another music21 or melodyvae version): splits may differ",
-            corpus_name,
+        _refuse_checkpoint_overwrite(trained, json_path)
+        outputs.append(json_path)
+    plot_paths = []
+    if out is not None:
+        plot_paths = [out / f"latent_{name}.png" for name in ATTRIBUTE_CHOICES]
+        outputs.extend(plot_paths)
+    _refuse_overwrite(outputs, force)
+    corpus, data = _model_corpus(trained, split)
+    if len(data) < 2:
+        raise MelodyVAEError(
+            f"the {split} split of {corpus.name} has {len(data)} usable bars; "
+            "metrics need at least 2"
         )
-    data = corpus_split(corpus, split, trained.grid, trained.meters)
-    metrics = held_out_metrics(trained.model, data, trained.vocab, trained.reg_dims)
+    with _console(stderr=True).status("evaluating") as status:
+        metrics, latents = evaluate_split(
+            trained,
+            data,
+            traversal_bars=traversal_bars,
+            progress=lambda text: status.update(f"evaluating: {text}"),
+        )
     _print_metrics(
-        metrics, title=f"{trained.path} on the {split} split of {corpus_name}"
+        metrics, title=f"{trained.path} on the {split} split of {corpus.name}"
     )
     if json_path is not None:
         record = {
             "checkpoint": str(trained.path),
+            "checkpoint_training": trained.meta.get("training", {}).get("command"),
             "corpus": corpus.identity(),
             "split": split,
             **metrics,
         }
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(record, indent=2) + "\n")
+    if plot_paths:
+        from melodyvae.music.plots import latent_scatter
+
+        for index, (name, path) in enumerate(
+            zip(ATTRIBUTE_CHOICES, plot_paths, strict=True)
+        ):
+            dim = trained.reg_dims[index]
+            latent_scatter(latents[:, dim], data.attributes[:, index], name, dim, path)
+        click.echo(f"wrote {len(plot_paths)} pictures to {out}")
+
+
+# -- encode --------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--corpus",
+    "corpus_name",
+    default=None,
+    help="Encode a corpus (folk, chorales, or a path) instead of FILE.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "valid", "test", "all"]),
+    default="test",
+    show_default=True,
+    help="With --corpus: which split.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The .npz file to write.",
+)
+@part_option
+@voice_option
+@checkpoint_option
+@force_option
+def encode(
+    file: Path | None,
+    corpus_name: str | None,
+    split: str,
+    out: Path,
+    part: int,
+    voice: int,
+    checkpoint: Path | None,
+    force: bool,
+) -> None:
+    """Posterior means and attributes of every usable bar, as an .npz file.
+
+    The file holds `latents` (bars x latent dims), `attributes` (bars x 4, in
+    `attribute_names` order), `reg_dims` (the latent dim of each attribute),
+    `tune` and `bar` (which tune and bar number each row came from) and `titles`.
+
+    Example: melodyvae encode tune.abc -o latents.npz
+    Example: melodyvae encode --corpus folk --split test -o folk_test.npz
+    """
+    import numpy as np
+
+    from melodyvae.music.attributes import compute_attributes
+    from melodyvae.music.generation import encode_measures
+
+    if (file is None) == (corpus_name is None):
+        raise MelodyVAEError("give either FILE or --corpus NAME")
+    if out.suffix != ".npz":
+        raise MelodyVAEError(f"{out}: the output must be an .npz file")
+    trained = _load_model(checkpoint)
+    _refuse_checkpoint_overwrite(trained, out)
+    _refuse_overwrite([out], force)
+    if corpus_name is not None:
+        built = _load_corpus_with_progress(corpus_name, False, vocab=trained.vocab)
+        rows = built.select(trained.meters, None if split == "all" else split)
+        tokens = built.tokens[rows, : trained.grid.n_slots].astype(np.int64)
+        tune, bar = built.tune[rows], built.bar_index[rows]
+        titles = list(built.titles)
+        source = built.name
+    else:
+        from melodyvae.music.generation import encodable_bars
+        from melodyvae.music.reading import read_melodies
+
+        melodies = read_melodies(file, part=part, voice=voice)
+        token_rows, tune_rows, bar_rows = [], [], []
+        for number, melody in enumerate(melodies):
+            encodable = encodable_bars(trained, melody)
+            for index in encodable.indices:
+                token_rows.append(encodable.tokens[index])
+                tune_rows.append(number)
+                bar_rows.append(index)
+        if not token_rows:
+            raise MelodyVAEError(f"{file}: no bar this model can take")
+        tokens = np.stack(token_rows).astype(np.int64)
+        tune, bar = np.array(tune_rows), np.array(bar_rows)
+        titles = [m.title for m in melodies]
+        source = str(file)
+    if len(tokens) == 0:
+        raise MelodyVAEError(f"{source}: no bars of {', '.join(trained.meters)} here")
+    latents = encode_measures(trained, tokens)
+    values = compute_attributes(tokens, trained.grid)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial.npz")
+    np.savez_compressed(
+        partial,
+        latents=latents,
+        attributes=values,
+        attribute_names=np.array(ATTRIBUTE_CHOICES),
+        reg_dims=np.array(trained.reg_dims),
+        tune=tune.astype(np.int32),
+        bar=bar.astype(np.int32),
+        titles=np.array(titles),
+        source=np.array(source),
+        checkpoint=np.array(str(trained.path)),
+    )
+    partial.replace(out)
+    click.echo(
+        f"wrote {len(tokens)} bars x {latents.shape[1]} latent dims "
+        f"from {len(set(tune.tolist()))} tune(s) to {out}"
+    )
+
+
+# -- traverse ------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--attr",
+    "attr_names",
+    type=click.Choice(ATTRIBUTE_CHOICES),
+    multiple=True,
+    help="Only this attribute's dim (repeatable). Default: all four.",
+)
+@click.option(
+    "--bar",
+    "bar_spec",
+    default=None,
+    metavar="FILE:N",
+    help="Start from bar N of FILE. Default: the centre of the prior (z = 0).",
+)
+@click.option("--steps", default=9, show_default=True, type=click.IntRange(2, 41))
+@click.option(
+    "--range",
+    "span",
+    default=4.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Traverse from -RANGE to +RANGE prior sds.",
+)
+@output_folder_option("traversal")
+@checkpoint_option
+@force_option
+def traverse(
+    attr_names: tuple[str, ...],
+    bar_spec: str | None,
+    steps: int,
+    span: float,
+    out: Path,
+    checkpoint: Path | None,
+    force: bool,
+) -> None:
+    """Decode one bar along each regularised dim: a PNG grid and MIDI per dim.
+
+    Row r of traversal.png is the bar decoded with attribute r's dim set to evenly
+    spaced values (other coordinates kept), with the attribute measured under each
+    column. ATTRIBUTE.mid holds the same bars in sequence.
+
+    Example: melodyvae traverse --bar tune.mid:3 -o traversal/
+    """
+    import numpy as np
+
+    from melodyvae.music.attributes import compute_attributes
+    from melodyvae.music.generation import (
+        decode_latents,
+        encode_measures,
+        measures_to_melody,
+    )
+    from melodyvae.music.plots import traversal_grid
+    from melodyvae.music.writing import melody_to_midi
+
+    trained = _load_model(checkpoint)
+    names = list(attr_names) if attr_names else list(ATTRIBUTE_CHOICES)
+    names = [n for n in ATTRIBUTE_CHOICES if n in names]
+    midi_paths = [out / f"{name}.mid" for name in names]
+    picture = out / "traversal.png"
+    _refuse_overwrite([picture, *midi_paths], force)
+    like = None
+    if bar_spec is not None:
+        if ":" not in bar_spec or not bar_spec.rpartition(":")[2].isdigit():
+            raise MelodyVAEError(f"{bar_spec}: give --bar FILE:N with N a bar number")
+        like, bars = _bar_source(bar_spec, trained)
+        code = encode_measures(trained, np.stack(bars))[0]
+        origin = f"bar {bar_spec.rpartition(':')[2]} of {like.title or bar_spec}"
+    else:
+        code = np.zeros(trained.model.config.latent_dim, dtype=np.float32)
+        origin = "the prior's centre"
+    values = np.linspace(-span, span, steps, dtype=np.float32)
+    dims = [trained.attribute_dims[name] for name in names]
+    codes = np.repeat(code[None, None], len(names), axis=0).repeat(steps, axis=1)
+    for row, dim in enumerate(dims):
+        codes[row, :, dim] = values
+    decoded = decode_latents(trained, codes.reshape(len(names) * steps, -1))
+    decoded = decoded.reshape(len(names), steps, -1)
+    measured = compute_attributes(decoded.reshape(len(names) * steps, -1), trained.grid)
+    measured = measured.reshape(len(names), steps, -1)
+    order = [ATTRIBUTE_CHOICES.index(n) for n in names]
+    traversal_grid(
+        decoded,
+        measured[:, :, order],
+        values,
+        names,
+        dims,
+        trained.grid,
+        trained.vocab,
+        picture,
+        title=f"{trained.path.name}: traversals from {origin}",
+    )
+    for row, path in enumerate(midi_paths):
+        melody = measures_to_melody(
+            trained, decoded[row], title=f"{names[row]} traversal", like=like
+        )
+        melody_to_midi(melody, path)
+    _attribute_table(
+        [f"{name} z={v:+.1f}" for name in names for v in values],
+        measured.reshape(len(names) * steps, -1),
+        title=f"attributes along each traversal ({origin})",
+    )
+    click.echo(f"wrote {picture} and {len(midi_paths)} MIDI file(s) to {out}")
 
 
 # -- sample --------------------------------------------------------------------
