@@ -486,6 +486,17 @@ def _refuse_checkpoint_overwrite(trained, path: Path) -> None:
         raise MelodyVAEError(f"{path}: refusing to write over the checkpoint")
 
 
+def _training_commands(meta: dict[str, Any]) -> list[str]:
+    """The commands that trained a checkpoint, first to last (through --init-from)."""
+    commands = []
+    training = meta.get("training", {})
+    while isinstance(training, dict) and training:
+        if training.get("command"):
+            commands.append(training["command"])
+        training = (training.get("init_from") or {}).get("training", {})
+    return commands[::-1]
+
+
 # -- evaluate ------------------------------------------------------------------
 
 
@@ -567,7 +578,7 @@ def evaluate(
     if json_path is not None:
         record = {
             "checkpoint": str(trained.path),
-            "checkpoint_training": trained.meta.get("training", {}).get("command"),
+            "training_commands": _training_commands(trained.meta),
             "corpus": corpus.identity(),
             "split": split,
             **metrics,
@@ -795,11 +806,18 @@ def traverse(
             trained, decoded[row], title=f"{names[row]} traversal", like=like
         )
         melody_to_midi(melody, path)
-    _attribute_table(
-        [f"{name} z={v:+.1f}" for name in names for v in values],
-        measured.reshape(len(names) * steps, -1),
-        title=f"attributes along each traversal ({origin})",
-    )
+    from rich.table import Table
+
+    table = Table(title=f"each attribute along its own dim ({origin})")
+    table.add_column("z", justify="right")
+    for name in names:
+        table.add_column(ATTRIBUTE_HEADERS[name], justify="right")
+    for step, v in enumerate(values):
+        cells = [
+            _fmt(measured[row, step, order[row]], n) for row, n in enumerate(names)
+        ]
+        table.add_row(f"{v:+.1f}", *cells)
+    _console().print(table)
     click.echo(f"wrote {picture} and {len(midi_paths)} MIDI file(s) to {out}")
 
 
