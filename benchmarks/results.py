@@ -148,7 +148,7 @@ def benchmark_run(corpus: str, kind: str, seed: int, epochs: int, threads) -> di
         "train_command": display(train),
         "evaluate_command": display(eval_command),
         "train_seconds": round(train_seconds, 1),
-        "threads": threads,
+        "threads": threads or os.environ.get("OMP_NUM_THREADS") or "torch default",
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
         "metrics": metrics,
@@ -309,6 +309,7 @@ def main() -> None:
         metavar="CORPUS=N",
         help="epoch budget per corpus (default folk=60 chorales=200)",
     )
+    parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the page from records"
@@ -324,7 +325,7 @@ def main() -> None:
             (corpus, kind, seed, epochs[corpus], threads)
             for corpus in args.corpora
             for seed in args.seeds
-            for kind in KINDS
+            for kind in args.kinds
         ]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(lambda task: benchmark_run(*task), tasks))

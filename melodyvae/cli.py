@@ -156,6 +156,40 @@ force_option = click.option(
     "--force", is_flag=True, help="Overwrite existing output files."
 )
 
+# Output formats and the suffix each writes; suffixes that imply a format.
+FORMAT_SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "abc": ".abc"}
+_SUFFIX_FORMATS = {
+    ".mid": "midi",
+    ".midi": "midi",
+    ".musicxml": "musicxml",
+    ".xml": "musicxml",
+    ".abc": "abc",
+}
+# Music files that can be read but not written.
+_UNWRITABLE_SUFFIXES = (".mxl", ".krn")
+
+
+def format_option(default: str | None, help_text: str):
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(FORMAT_SUFFIXES)),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
+def _writers(output_format: str):
+    """The functions that write one melody and several in sequence."""
+    from melodyvae.music import writing
+
+    return {
+        "midi": (writing.melody_to_midi, writing.melodies_to_midi),
+        "musicxml": (writing.melody_to_musicxml, writing.melodies_to_musicxml),
+        "abc": (writing.melody_to_abc, writing.melodies_to_abc),
+    }[output_format]
+
 
 def _load_model(checkpoint: Path | None):
     from melodyvae.music.training import load_trained_model
@@ -187,29 +221,39 @@ def _refuse_overwrite(paths: list[Path], force: bool) -> None:
         )
 
 
-def _series_paths(out: Path, prefix: str, n: int, force: bool) -> list[Path]:
-    """``out/PREFIX_01.mid`` … and ``out/all_PREFIXs.mid``, checked for writing."""
+def _series_paths(
+    out: Path, prefix: str, n: int, force: bool, output_format: str = "midi"
+) -> list[Path]:
+    """``out/PREFIX_01.mid`` … and ``out/all_PREFIXs.mid`` (or the suffix of
+    ``output_format``), checked for writing."""
+    suffix = FORMAT_SUFFIXES[output_format]
     width = max(2, len(str(n)))
-    paths = [out / f"{prefix}_{i:0{width}d}.mid" for i in range(1, n + 1)]
-    paths.append(out / f"all_{prefix}s.mid")
+    paths = [out / f"{prefix}_{i:0{width}d}{suffix}" for i in range(1, n + 1)]
+    paths.append(out / f"all_{prefix}s{suffix}")
     _refuse_overwrite(paths, force)
     return paths
 
 
-def _write_series(out: Path, prefix: str, melodies: list, paths: list[Path]) -> None:
+def _write_series(
+    out: Path,
+    prefix: str,
+    melodies: list,
+    paths: list[Path],
+    output_format: str = "midi",
+) -> None:
     """Write one file per melody and all of them in sequence (each one standing
-    alone: a leading hold is silence, never a tie). Earlier outputs of the same
-    kind in ``out`` are removed first (only reached with --force when any exist),
-    so no stale step or sample remains."""
-    from melodyvae.music.writing import melodies_to_midi, melody_to_midi
-
+    alone: a leading hold is silence, never a tie; in ABC, a tunebook of one tune
+    per melody). Earlier outputs of the same kind and format in ``out`` are
+    removed first (only reached with --force when any exist), so no stale step or
+    sample remains."""
+    write_one, write_all = _writers(output_format)
     if out.is_dir():
-        for stale in out.glob(f"{prefix}_*.mid"):
+        for stale in out.glob(f"{prefix}_*{FORMAT_SUFFIXES[output_format]}"):
             stale.unlink()
     out.mkdir(parents=True, exist_ok=True)
     for melody, path in zip(melodies, paths[:-1], strict=True):
-        melody_to_midi(melody, path)
-    melodies_to_midi(melodies, paths[-1])
+        write_one(melody, path)
+    write_all(melodies, paths[-1])
 
 
 def _read_tune(path: Path, tune: int, part: int = 0, voice: int = 0):
@@ -843,6 +887,7 @@ def traverse(
     help="0 = most likely tokens; higher = wilder (1 = the model's own odds).",
 )
 @seed_option
+@format_option("midi", "Output format (file suffix .mid, .musicxml or .abc).")
 @checkpoint_option
 @force_option
 def sample(
@@ -850,25 +895,27 @@ def sample(
     out: Path,
     temperature: float,
     seed: int,
+    output_format: str,
     checkpoint: Path | None,
     force: bool,
 ) -> None:
-    """Sample new measures from the prior and write them as MIDI.
+    """Sample new measures from the prior and write them as MIDI, MusicXML or ABC.
 
-    Writes sample_01.mid ... and all_samples.mid (every sample in sequence).
-    Example: melodyvae sample --n 16 -o out/
+    Writes sample_01.mid ... and all_samples.mid (every sample in sequence; with
+    --format abc a tunebook of one tune per sample).
+    Example: melodyvae sample --n 16 -o out/ --format musicxml
     """
     from melodyvae.music.attributes import compute_attributes
     from melodyvae.music.generation import measures_to_melody, sample_measures
 
     trained = _load_model(checkpoint)
-    paths = _series_paths(out, "sample", n_samples, force)
+    paths = _series_paths(out, "sample", n_samples, force, output_format)
     tokens = sample_measures(trained, n_samples, temperature=temperature, seed=seed)
     melodies = [
         measures_to_melody(trained, tokens[i : i + 1], title=path.stem)
         for i, path in enumerate(paths[:-1])
     ]
-    _write_series(out, "sample", melodies, paths)
+    _write_series(out, "sample", melodies, paths, output_format)
 
     attributes = compute_attributes(tokens, trained.grid)
     _attribute_table(
@@ -921,15 +968,24 @@ def _bar_source(spec: str, trained) -> tuple[Any, list]:
 @click.argument("end", metavar="B")
 @click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 1000))
 @output_folder_option("interpolation")
+@format_option("midi", "Output format (file suffix .mid, .musicxml or .abc).")
 @checkpoint_option
 @force_option
 def interpolate(
-    start: str, end: str, steps: int, out: Path, checkpoint: Path | None, force: bool
+    start: str,
+    end: str,
+    steps: int,
+    out: Path,
+    output_format: str,
+    checkpoint: Path | None,
+    force: bool,
 ) -> None:
-    """Interpolate in latent space from A to B and write each step as MIDI.
+    """Interpolate in latent space from A to B and write each step as MIDI,
+    MusicXML or ABC.
 
     A and B are music files (their bars are paired in order) or FILE:N for bar N
-    of a file. Writes step_01.mid ... and all_steps.mid.
+    of a file. Writes step_01.mid ... and all_steps.mid (with --format, .musicxml
+    or .abc files).
     Example: melodyvae interpolate tune.mid:1 tune.mid:4 --steps 8 -o out/
     """
     import numpy as np
@@ -953,7 +1009,7 @@ def interpolate(
             len(bars_b),
             n_bars,
         )
-    paths = _series_paths(out, "step", steps, force)
+    paths = _series_paths(out, "step", steps, force, output_format)
 
     z_a = encode_measures(trained, np.stack(bars_a[:n_bars]))
     z_b = encode_measures(trained, np.stack(bars_b[:n_bars]))
@@ -964,7 +1020,7 @@ def interpolate(
         measures_to_melody(trained, decoded[i], title=path.stem, like=melody_a)
         for i, path in enumerate(paths[:-1])
     ]
-    _write_series(out, "step", melodies, paths)
+    _write_series(out, "step", melodies, paths, output_format)
     first_bars = compute_attributes(decoded[:, 0], trained.grid)
     _attribute_table(
         [p.name for p in paths[:-1]],
@@ -974,6 +1030,26 @@ def interpolate(
 
 
 # -- edit ----------------------------------------------------------------------
+
+
+def _edit_format(out: Path | None, output_format: str | None) -> str:
+    """The format edit writes: --format, else the one the suffix of -o names, else
+    MIDI. A suffix that names another format, or one that cannot be written, is
+    refused."""
+    suffix = out.suffix.lower() if out is not None else ""
+    if suffix in _UNWRITABLE_SUFFIXES:
+        raise MelodyVAEError(
+            f"{out}: cannot write {suffix} files; use .mid, .musicxml or .abc"
+        )
+    implied = _SUFFIX_FORMATS.get(suffix)
+    if output_format is None:
+        return implied or "midi"
+    if implied is not None and implied != output_format:
+        raise MelodyVAEError(
+            f"{out}: a {suffix} file is not {output_format}; "
+            f"use {FORMAT_SUFFIXES[output_format]} or leave out --format"
+        )
+    return output_format
 
 
 def _parse_bars(text: str | None, melody) -> set[int] | None:
@@ -1016,7 +1092,7 @@ def _parse_bars(text: str | None, melody) -> set[int] | None:
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Output MIDI. Default: FILE-edited.mid beside FILE.",
+    help="Output file. Default: FILE-edited.mid (.musicxml, .abc) beside FILE.",
 )
 @click.option(
     "--bars",
@@ -1033,6 +1109,11 @@ def _parse_bars(text: str | None, melody) -> set[int] | None:
 )
 @part_option
 @voice_option
+@format_option(
+    None,
+    "Output format. Default: the one the suffix of -o names (.mid, .midi, "
+    ".musicxml, .xml, .abc), else midi.",
+)
 @checkpoint_option
 @force_option
 def edit(
@@ -1043,15 +1124,16 @@ def edit(
     tune: int,
     part: int,
     voice: int,
+    output_format: str | None,
     checkpoint: Path | None,
     force: bool,
 ) -> None:
-    """Edit a tune by moving attribute axes of every bar, and write MIDI.
+    """Edit a tune by moving attribute axes of every bar, and write MIDI, MusicXML
+    or ABC.
 
-    Example: melodyvae edit tune.mid --attr note_density +1.5 -o tune-denser.mid
+    Example: melodyvae edit tune.mid --attr note_density +1.5 -o tune-denser.xml
     """
     from melodyvae.music.generation import edit_melody
-    from melodyvae.music.writing import melody_to_midi
 
     if not shifts:
         raise click.UsageError("give at least one --attr NAME DELTA")
@@ -1064,7 +1146,8 @@ def edit(
             raise click.UsageError(
                 f"--attr {name} {delta}: DELTA must lie within -10..+10 prior sds"
             )
-    out = out or file.with_name(f"{file.stem}-edited.mid")
+    output_format = _edit_format(out, output_format)
+    out = out or file.with_name(f"{file.stem}-edited{FORMAT_SUFFIXES[output_format]}")
     if out.resolve() == file.resolve():
         raise MelodyVAEError(f"{out}: refusing to write over the input file")
     _refuse_overwrite([out], force)
@@ -1074,7 +1157,8 @@ def edit(
         trained, melody, dict(shifts), bars=_parse_bars(bar_text, melody)
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    melody_to_midi(edited, out)
+    write_one, _ = _writers(output_format)
+    write_one(edited, out)
 
     from rich.table import Table
 

@@ -6,17 +6,30 @@ exactly: times are Fractions of a quarter note, relative to the start of the bar
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import re
+import threading
+import zipfile
 from fractions import Fraction as F
 from pathlib import Path
 
+import mido
 import music21
 import pytest
 
 from melodyvae.errors import MelodyVAEWarning, ReadError
+from melodyvae.music import reading
 from melodyvae.music.melody import Bar, Melody
-from melodyvae.music.reading import SUPPORTED_SUFFIXES, read_abc_text, read_melodies
+from melodyvae.music.reading import (
+    MAX_BARS,
+    SUPPORTED_SUFFIXES,
+    read_abc_text,
+    read_melodies,
+)
+from melodyvae.music.writing import melody_to_midi
 
 DATA = Path(__file__).parent / "data"
 
@@ -33,6 +46,11 @@ READABLE_FILES = sorted(
         "truncated.mid",
         "not_midi.mid",
         "smpte_timing.mid",
+        "huge_delta_time.mid",
+        "zero_ticks_per_beat.mid",
+        "huge_duration.musicxml",
+        "huge_meter.musicxml",
+        "huge_meter.krn",
     }
 )
 
@@ -708,3 +726,261 @@ def test_zero_length_notes_mid_never_hide_the_real_notes() -> None:
     assert [bar.index for bar in melody.bars] == [1, 2]
     assert bar_notes(melody, 0) == quarters("C4", "D4", "E4", "F4")
     assert bar_notes(melody, 1) == quarters("G4", "A4", "B4", "C5")
+
+
+# ----------------------------------------------------------------------------------
+# Hostile input: limits, and refusals that come at once
+
+
+def test_huge_abc_note_is_too_long() -> None:
+    text = "X:1\nM:4/4\nL:1/8\nK:C\nC999999|\n"
+
+    with pytest.raises(
+        ReadError,
+        match=r"^huge_note\.abc X:1: too long: the music lasts 499999\.5 quarter notes "
+        rf"\(125000 bars of 4/4\), more than the {MAX_BARS} bars a melody may have$",
+    ):
+        read_abc_text(text, "huge_note.abc")
+
+
+def test_a_melody_of_max_bars_is_read_and_one_bar_more_is_not() -> None:
+    # With L:1/4, a note of 4 * MAX_BARS quarters fills exactly MAX_BARS 4/4 bars.
+    quarters = 4 * MAX_BARS
+    [melody] = read_abc_text(f"X:1\nM:4/4\nL:1/4\nK:C\nC{quarters}|\n")
+    assert len(melody.bars) == MAX_BARS
+
+    with pytest.raises(
+        ReadError, match=rf"too long: the music lasts {quarters + 4} quarter notes"
+    ):
+        read_abc_text(f"X:1\nM:4/4\nL:1/4\nK:C\nC{quarters + 4}|\n")
+
+
+def test_huge_duration_musicxml_is_too_long() -> None:
+    with pytest.raises(
+        ReadError,
+        match=r"^huge_duration\.musicxml: too long: measure 1 lasts 999999 quarter "
+        r"notes \(250000 bars of 4/4\)",
+    ):
+        read_melodies(DATA / "huge_duration.musicxml")
+
+
+def test_huge_delta_time_mid_is_too_long() -> None:
+    # A rest of 2**27 ticks at 480 per quarter: about 70,000 bars.
+    with pytest.raises(
+        ReadError,
+        match=r"^huge_delta_time\.mid: too long: it runs to 279622\.2667 quarter notes",
+    ):
+        read_melodies(DATA / "huge_delta_time.mid")
+
+
+def test_abc_with_more_barlines_than_max_bars_is_refused_before_parsing() -> None:
+    text = "X:1\nM:4/4\nL:1/4\nK:C\n" + "CDEF|" * (MAX_BARS + 1) + "\n"
+
+    with pytest.raises(
+        ReadError, match=rf"^<abc> X:1: too long: it has {MAX_BARS + 1} b"
+    ):
+        read_abc_text(text)
+
+
+def test_musicxml_with_more_measures_than_max_bars_is_refused(tmp_path: Path) -> None:
+    measure = '<measure number="1"><note><rest/><duration>4</duration></note></measure>'
+    path = tmp_path / "long.musicxml"
+    path.write_text(
+        '<?xml version="1.0"?><score-partwise><part-list><score-part id="P1"/>'
+        f'</part-list><part id="P1">{measure * (MAX_BARS + 1)}</part></score-partwise>'
+    )
+
+    with pytest.raises(ReadError, match=r"^long\.musicxml: too long: its parts have"):
+        read_melodies(path)
+
+
+def test_kern_with_more_barlines_than_max_bars_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "long.krn"
+    path.write_text("**kern\n*M4/4\n" + "=\n1c\n" * (MAX_BARS + 1) + "*-\n")
+
+    with pytest.raises(
+        ReadError, match=rf"^long\.krn: too long: it has {MAX_BARS + 1}"
+    ):
+        read_melodies(path)
+
+
+def test_huge_abc_meter_is_refused_before_music21_builds_it() -> None:
+    with pytest.raises(
+        ReadError,
+        match=r"^<abc> X:1: meter M:999999/1 has 999999 beats, more than the 64 a bar",
+    ):
+        read_abc_text("X:1\nM:999999/1\nL:1/8\nK:C\nC|\n")
+
+
+def test_meter_field_inside_an_abc_music_line_is_checked_too() -> None:
+    # music21 reads "M:" as a field anywhere in a music line.
+    with pytest.raises(ReadError, match=r"^<abc> X:1: meter M:999/4 has 999 beats"):
+        read_abc_text("X:1\nM:4/4\nL:1/8\nK:C\nCD M:999/4\n")
+
+
+def test_huge_meter_musicxml_is_refused() -> None:
+    with pytest.raises(
+        ReadError,
+        match=r"^huge_meter\.musicxml: meter with <beats>999999</beats> has 999999 ",
+    ):
+        read_melodies(DATA / "huge_meter.musicxml")
+
+
+def test_huge_meter_krn_is_refused() -> None:
+    with pytest.raises(
+        ReadError, match=r"^huge_meter\.krn: meter \*M999999/4 has 999999"
+    ):
+        read_melodies(DATA / "huge_meter.krn")
+
+
+def test_additive_abc_meter_is_read_as_its_sum() -> None:
+    # music21 alone reads "2+2+3" as 223 beats, and a longer sum never finishes.
+    [melody] = read_abc_text("X:1\nM:2+2+3/8\nL:1/8\nK:C\nCDEFGAB|CDEFGAB|\n")
+    assert melody.bars == regular_bars("7/8", F(7, 2), 2)
+
+    [melody] = read_abc_text(f"X:1\nM:{'1+' * 11}1/8\nL:1/8\nK:C\nCDEFGAB|\n")
+    assert melody.bars[0].meter == "12/8"
+
+
+def test_abc_meter_with_bars_of_no_length_is_refused() -> None:
+    with pytest.raises(
+        ReadError, match=r"^<abc> X:1: meter 1/999999 has bars of no length$"
+    ):
+        read_abc_text("X:1\nM:1/999999\nK:C\nCD\n")
+
+
+def test_abc_measure_far_past_its_bar_is_read_without_barlines() -> None:
+    # music21 would give the 4995.5 ql overflow a 9991/8 time signature, which
+    # takes hours to build.
+    [melody] = read_abc_text("X:1\nM:4/4\nL:1/8\nK:C\nCD|z9999|\n")
+
+    assert melody.warnings == [
+        "measure 2 runs 4995.5 ql past its bar: read without barlines"
+    ]
+    assert len(melody.bars) == 1251
+    assert bar_notes(melody, 0) == [(F(0), F(1, 2), "C4"), (F(1, 2), F(1, 2), "D4")]
+
+
+def test_abc_tempo_of_zero_is_ignored() -> None:
+    [melody] = read_abc_text("X:1\nM:4/4\nL:1/4\nQ:1/4=0\nK:C\nCDEF|\n")
+
+    assert melody.tempo_qpm is None
+    assert melody.warnings == ["tempo 0 ignored: not a usable tempo"]
+
+
+def test_zero_tempo_mid_is_ignored() -> None:
+    melody = read_one("zero_tempo.mid")
+
+    assert melody.tempo_qpm is None
+    assert melody.warnings == ["tempo of 0 microseconds per beat ignored"]
+
+
+def test_slowest_tempo_mid_reads_a_tempo_midi_can_store(tmp_path: Path) -> None:
+    melody = read_one("slowest_tempo.mid")
+
+    assert melody.tempo_qpm == pytest.approx(3.5762789)
+    assert mido.bpm2tempo(melody.tempo_qpm) == 0xFFFFFF
+    melody_to_midi(melody, tmp_path / "again.mid")
+
+
+@pytest.mark.parametrize(
+    "name", ["pickup_text_divides_by_zero.mid", "pickup_text_longer_than_bar_0.mid"]
+)
+def test_unusable_pickup_text_mid_is_ignored(name: str) -> None:
+    melody = read_one(name)
+
+    assert melody.pickup_length == 0
+    assert len(melody.warnings) == 1
+    assert "ignored: not a pickup length within bar 0 (4 ql)" in melody.warnings[0]
+
+
+def test_tiny_beat_time_signature_mid_is_ignored() -> None:
+    # 4/2**40 would make bars of 2**-38 ql: a trillion bars for four quarters.
+    melody = read_one("tiny_beat_time_signature.mid")
+
+    assert melody.warnings == ["time signature 4/2**40 ignored"]
+    assert melody.bars == regular_bars("4/4", F(4), 1)
+
+
+def test_zero_ticks_per_beat_mid_is_corrupt() -> None:
+    with pytest.raises(
+        ReadError,
+        match=r"^zero_ticks_per_beat\.mid: corrupt MIDI file \(0 ticks per beat\)$",
+    ):
+        read_melodies(DATA / "zero_ticks_per_beat.mid")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.mid"
+    os.mkfifo(path)
+
+    def let_a_blocked_reader_go() -> None:
+        # Opening the pipe for writing ends a reader's wait (so a regression fails
+        # instead of hanging); without a reader it fails at once.
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(5.0, let_a_blocked_reader_go)
+    timer.start()
+    try:
+        with pytest.raises(
+            ReadError, match=r"^pipe\.mid: is a named pipe, not a regular file"
+        ):
+            read_melodies(path)
+    finally:
+        timer.cancel()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_device_is_refused(tmp_path: Path) -> None:
+    # Reading /dev/zero never ends.
+    path = tmp_path / "zero.mid"
+    path.symlink_to("/dev/zero")
+
+    with pytest.raises(
+        ReadError, match=r"^zero\.mid: is a character device, not a regular file"
+    ):
+        read_melodies(path)
+
+
+def test_file_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 100)
+
+    with pytest.raises(
+        ReadError,
+        match=r"^multi_tune\.abc: file too large \(266 bytes; the limit is 100 bytes",
+    ):
+        read_melodies(DATA / "multi_tune.abc")
+
+
+def test_path_with_a_nul_character_is_a_read_error(tmp_path: Path) -> None:
+    with pytest.raises(ReadError, match=r"^bad\x00name\.abc: invalid path"):
+        read_melodies(tmp_path / "bad\0name.abc")
+
+
+def test_mxl_that_is_not_a_zip_archive_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plain.mxl"
+    path.write_bytes((DATA / "pickup_implicit_measure.musicxml").read_bytes())
+
+    with pytest.raises(
+        ReadError,
+        match=r"^plain\.mxl: not a readable compressed MusicXML file \(BadZipFile",
+    ):
+        read_melodies(path)
+
+
+def test_mxl_that_unpacks_past_the_size_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 1000)
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("score.xml", b" " * 5000)
+    path = tmp_path / "bomb.mxl"
+    path.write_bytes(packed.getvalue())
+
+    with pytest.raises(
+        ReadError, match=r"^bomb\.mxl: unpacks to more than 1000 bytes$"
+    ):
+        read_melodies(path)

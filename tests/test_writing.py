@@ -7,28 +7,13 @@ from fractions import Fraction as F
 from pathlib import Path
 
 import mido
+import pretty_midi
 import pytest
+from datafiles import DATA, READABLE_FILES
 
 from melodyvae.music.melody import Bar, Melody, Note
-from melodyvae.music.reading import SUPPORTED_SUFFIXES, read_melodies
+from melodyvae.music.reading import read_melodies
 from melodyvae.music.writing import melodies_to_midi, melody_to_midi
-
-DATA = Path(__file__).parent / "data"
-
-UNREADABLE = {
-    "empty.abc",
-    "empty_0_bytes.mid",
-    "truncated.mid",
-    "not_midi.mid",
-    "smpte_timing.mid",
-}
-READABLE_FILES = sorted(
-    path.name
-    for path in DATA.iterdir()
-    if path.is_file()
-    and path.suffix in SUPPORTED_SUFFIXES
-    and path.name not in UNREADABLE
-)
 
 
 def absolute_messages(path: Path) -> list[tuple[int, int, mido.Message]]:
@@ -282,3 +267,22 @@ def test_out_of_range_options_are_refused(
 def test_no_melodies_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no melodies"):
         melodies_to_midi([], tmp_path / "x.mid")
+
+
+def test_the_instrument_is_one_program_change_before_the_first_note(
+    tmp_path: Path,
+) -> None:
+    tunes = read_melodies(DATA / "multi_tune.abc")
+    for program, out in ((0, tmp_path / "piano.mid"), (40, tmp_path / "violin.mid")):
+        melodies_to_midi(tunes, out, program=program)
+
+        melody_track = [
+            (tick, m) for track, tick, m in absolute_messages(out) if track == 1
+        ]
+        changes = [(t, m) for t, m in melody_track if m.type == "program_change"]
+        assert [(t, m.channel, m.program) for t, m in changes] == [(0, 0, program)]
+        first_note = next(
+            i for i, (_, m) in enumerate(melody_track) if m.type == "note_on"
+        )
+        assert melody_track.index(changes[0]) < first_note
+        assert pretty_midi.PrettyMIDI(str(out)).instruments[0].program == program

@@ -17,6 +17,13 @@ quoted annotation, ``x`` rests, multi-voice tunes; see :func:`read_abc_text`).
 MusicXML and kern go through music21; MIDI goes through mido, not music21, whose
 MIDI import mishandles channels.
 
+Whatever a file holds, reading it either gives melodies or raises a ReadError, and
+never takes unbounded time or memory: only regular files of at most
+:data:`MAX_FILE_BYTES` are read (a named pipe or device is refused before it is
+opened), a melody has at most :data:`MAX_BARS` bars, and a meter at most
+:data:`MAX_METER_BEATS` beats (larger ones are refused before music21 builds them).
+Tempos of zero, negative or beyond what MIDI stores are ignored, with a warning.
+
 Example::
 
     from melodyvae.music.reading import read_melodies
@@ -26,12 +33,16 @@ Example::
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import math
+import os
 import re
+import stat
 import struct
 import warnings
+import zipfile
 from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -60,6 +71,29 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".abc", ".mid", ".midi", ".musicxml", ".xml", ".mxl", ".krn")
 
+# The longest melody the readers accept, in bars: over an hour of 4/4 at 120 qpm.
+# Real melodies are far shorter (a reel has 16 to 32 bars, a long symphonic
+# movement about a thousand), but one absurd duration, such as the ABC note
+# "C999999" or a MIDI delta time of 2**27 ticks, would otherwise become a hundred
+# thousand empty bars that cost memory and time in every later step. music21's
+# ABC, MusicXML and kern imports also slow down with the square of the number of
+# measures (about 5 to 15 s for 2,000 on one core), so a file with more measures
+# than this is refused before music21 parses it. Longer input is a ReadError.
+MAX_BARS = 2_000
+
+# The most beats a written meter may have (the sum of its numerators, "2+2+3/8" has
+# 7). music21 builds a beat hierarchy whose cost grows steeply with the numerator:
+# 1000/4 takes tens of seconds, 999999/1 does not finish. Real meters have at most
+# a few dozen beats. An ABC, MusicXML or kern file with a larger meter is refused
+# before music21 sees it; a MIDI time signature beyond it is ignored.
+MAX_METER_BEATS = 64
+
+# The largest file the readers load, and the most a compressed MusicXML (.mxl)
+# file may unpack to. The largest real scores are a few MB; music21 needs many
+# times a file's size in memory, so a much larger input would exhaust memory
+# before it gave a melody.
+MAX_FILE_BYTES = 64 * 2**20
+
 # MIDI channel 10 (9 counting from 0) is reserved for drums by General MIDI.
 _DRUM_CHANNEL = 9
 
@@ -69,6 +103,11 @@ _DRUM_CHANNEL = 9
 _MIDI_GRID_PER_QL = 96
 
 _DEFAULT_METER = "4/4"
+
+# The shortest beat a MIDI time signature may name (a 64th note). The format can
+# claim beats down to 1/2**255 of a whole note, which would make bars of next to
+# no length; such a time signature is ignored.
+_MAX_MIDI_DENOMINATOR = 64
 
 # The text event melodyvae's MIDI writer puts at tick 0, e.g. "melodyvae:pickup=1/2":
 # MIDI cannot say whether bar 0 is a pickup, and a guess from the first onset is
@@ -107,10 +146,13 @@ def read_melodies(path: str | Path, *, part: int = 0, voice: int = 0) -> list[Me
 
     Raises:
         ReadError: the message starts with the file name and says what is wrong: a
-            missing or unreadable file, an unknown suffix (the accepted ones are
-            listed), an empty file, a truncated or corrupt MIDI file, a file
-            music21 cannot parse, no notes, or a ``part``/``voice`` the file does
-            not have.
+            missing or unreadable file, a path that is not a regular file (a
+            folder, named pipe or device), a file over :data:`MAX_FILE_BYTES`, an
+            unknown suffix (the accepted ones are listed), an empty file, a
+            truncated or corrupt MIDI file, a file music21 cannot parse, a meter of
+            over :data:`MAX_METER_BEATS` beats, a melody of over :data:`MAX_BARS`
+            bars ("too long"), no notes, or a ``part``/``voice`` the file does not
+            have.
         ValueError: ``part`` or ``voice`` is negative.
     """
     path = Path(path)
@@ -146,7 +188,7 @@ def read_melodies(path: str | Path, *, part: int = 0, voice: int = 0) -> list[Me
         if voice != 0:
             raise ReadError(f"{name}: MIDI files have no voices (voice={voice})")
         return [_read_midi(data, path, name, part)]
-    return _read_music21_file(path, name, part, voice)
+    return _read_music21_file(data, path, name, part, voice)
 
 
 def read_abc_text(text: str, source: str = "<abc>", *, voice: int = 0) -> list[Melody]:
@@ -166,8 +208,12 @@ def read_abc_text(text: str, source: str = "<abc>", *, voice: int = 0) -> list[M
     (music21 drops the note after some of them); ``x`` spacer rests become ``z``
     rests (music21 drops them, shifting later notes); grace notes just after a
     tuplet marker move before it (music21 counts them in the tuplet); tunes with
-    a single barline still get measures; and only the lines of the chosen ``V:``
-    voice are kept (music21 concatenates voices).
+    a single barline still get measures; additive meters like ``M:2+2+3/8`` are
+    written as their sum, ``7/8`` (music21 reads 223/8); and only the lines of the
+    chosen ``V:`` voice are kept (music21 concatenates voices). A tune with a
+    measure that runs far past its bar (a missing barline in a long passage, or
+    a note like ``z9999``) is read without its barlines, cut into bars from the
+    start: music21's own split of such a measure takes hours.
 
     Args:
         text: the ABC text.
@@ -182,7 +228,8 @@ def read_abc_text(text: str, source: str = "<abc>", *, voice: int = 0) -> list[M
 
     Raises:
         ReadError: the text is empty or blank, or no tune in it could be read (the
-            message gives the first reasons).
+            message gives the first reasons; a tune with a meter of over
+            :data:`MAX_METER_BEATS` beats or over :data:`MAX_BARS` bars cannot).
         ValueError: ``voice`` is negative.
     """
     _check_index("voice", voice)
@@ -239,15 +286,60 @@ def _exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def _check_regular_file(mode: int, size: int, name: str) -> None:
+    """Refuse folders, pipes, devices and sockets, and files over the size limit.
+
+    Opening a named pipe waits for a writer and reading a device may never end, so
+    this runs on the path's status before the file is opened (and again on the
+    open file, in case the path was replaced in between).
+    """
+    if stat.S_ISDIR(mode):
+        raise ReadError(f"{name}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise ReadError(
+            f"{name}: is {_file_kind(mode)}, not a regular file; "
+            "only regular files can be read"
+        )
+    if size > MAX_FILE_BYTES:
+        raise ReadError(
+            f"{name}: file too large ({size} bytes; the limit is "
+            f"{MAX_FILE_BYTES} bytes)"
+        )
+
+
 def _read_bytes(path: Path, name: str) -> bytes:
     try:
-        return path.read_bytes()
+        info = path.stat()
+        _check_regular_file(info.st_mode, info.st_size, name)
+        # Non-blocking, so that a path swapped for a pipe after the check above
+        # cannot block the open; it changes nothing for a regular file.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        with open(os.open(path, flags), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            _check_regular_file(info.st_mode, info.st_size, name)
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ReadError(f"{name}: file not found ({path})") from None
     except IsADirectoryError:
         raise ReadError(f"{name}: is a folder, not a file") from None
     except OSError as exc:
         raise ReadError(f"{name}: cannot read file ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        # A path os functions refuse outright, like one with a NUL character.
+        raise ReadError(f"{name}: invalid path ({exc})") from None
+    if len(data) > MAX_FILE_BYTES:  # the file grew after its size was checked
+        raise ReadError(f"{name}: file too large (the limit is {MAX_FILE_BYTES} bytes)")
+    return data
 
 
 def _decode_text(data: bytes) -> tuple[str, str | None]:
@@ -294,8 +386,15 @@ class _SourceMeasure:
     ends_section: bool = False  # before a repeat sign, double or final bar
 
 
-def _meter_from_time_signature(ts: meter.TimeSignature) -> _Meter:
-    return _Meter(ts.ratioString, _to_fraction(ts.barDuration.quarterLength))
+def _meter_from_time_signature(ts: meter.TimeSignature, name: str) -> _Meter:
+    """The meter of a music21 time signature; ReadError if its bars have no length.
+
+    A meter like "1/999999" has bars too short to tell from zero in ql.
+    """
+    bar_length = _to_fraction(ts.barDuration.quarterLength)
+    if bar_length <= 0:
+        raise ReadError(f"{name}: meter {ts.ratioString} has bars of no length")
+    return _Meter(ts.ratioString, bar_length)
 
 
 def _to_fraction(value: float | Fraction) -> Fraction:
@@ -306,8 +405,24 @@ def _to_fraction(value: float | Fraction) -> Fraction:
     return Fraction(value).limit_denominator(1 << 20)
 
 
+def _ql_text(value: Fraction | int) -> str:
+    """A number for a message: "12", "499999.5", or "~1e23" for a huge one."""
+    value = Fraction(value)
+    if abs(value) >= 10**12:
+        return f"~1e{len(str(abs(int(value)))) - 1}"
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.10g}"
+
+
+def _too_long(name: str, what: str) -> ReadError:
+    return ReadError(
+        f"{name}: too long: {what}, more than the {MAX_BARS} bars a melody may have"
+    )
+
+
 def _layout_measures(
-    measures: list[_SourceMeasure], repairs: list[str]
+    measures: list[_SourceMeasure], repairs: list[str], name: str
 ) -> tuple[list[Bar], list[_RawNote], Fraction]:
     """Place written measures into bars of their meter.
 
@@ -321,6 +436,8 @@ def _layout_measures(
 
     Returns the bars, the notes at absolute times and the pickup length (0 without
     one). Repairs a musician would want to know about are appended to ``repairs``.
+    Raises ReadError (naming ``name``) when the bars would number over
+    :data:`MAX_BARS`.
     """
     bars: list[Bar] = []
     placed: list[_RawNote] = []
@@ -333,6 +450,8 @@ def _layout_measures(
             placed.append(raw)
 
     def add_bar(meter_: _Meter, *, pickup: bool = False) -> None:
+        if len(bars) >= MAX_BARS:
+            raise _too_long(name, f"over {MAX_BARS} measures")
         bars.append(Bar(len(bars), start, meter_.bar_length, meter_.text, pickup))
 
     i = 0
@@ -345,6 +464,14 @@ def _layout_measures(
         # overlong one runs on into as many bars as it needs.
         if measure.length >= bar_length or measure.length == 0:
             n_bars = max(1, math.ceil(measure.length / bar_length))
+            if len(bars) + n_bars > MAX_BARS:
+                raise _too_long(
+                    name,
+                    f"measure {i + 1} lasts {_ql_text(measure.length)} quarter notes "
+                    f"({_ql_text(n_bars)} bars of {measure.meter.text})"
+                    if n_bars > 1
+                    else f"over {MAX_BARS} measures",
+                )
             if n_bars > 1:
                 repairs.append(
                     f"bar {len(bars)}: measure of {measure.length} ql is longer than "
@@ -447,8 +574,19 @@ def _monophonic_notes(raw_notes: list[_RawNote]) -> list[Note]:
     return notes
 
 
-def _extend_bars(bars: list[Bar], end: Fraction) -> list[Bar]:
-    """Append bars of the last meter until they reach ``end`` (in ql)."""
+def _extend_bars(bars: list[Bar], end: Fraction, name: str) -> list[Bar]:
+    """Append bars of the last meter until they reach ``end`` (in ql).
+
+    Raises ReadError (naming ``name``) when that makes over :data:`MAX_BARS` bars.
+    """
+    last = bars[-1]
+    n_bars = len(bars) + max(0, math.ceil((end - last.end) / last.length))
+    if n_bars > MAX_BARS:
+        raise _too_long(
+            name,
+            f"the last note ends at {_ql_text(end)} quarter notes "
+            f"(bar {_ql_text(n_bars)} in {last.meter})",
+        )
     while bars[-1].end < end:
         last = bars[-1]
         bars.append(Bar(len(bars), last.end, last.length, last.meter))
@@ -470,7 +608,7 @@ def _build_melody(
     notes = _monophonic_notes(raw_notes)
     if not notes:
         raise ReadError(f"{name}: no notes")
-    bars = _extend_bars(bars, notes[-1].end)
+    bars = _extend_bars(bars, notes[-1].end, name)
     return Melody(
         title=title,
         notes=notes,
@@ -583,6 +721,7 @@ def _part_measures(
     voice: int,
     initial: _Meter | None,
     follow_meter_changes: bool,
+    name: str,
 ) -> tuple[list[_SourceMeasure], _Meter | None]:
     """The measures of a music21 part, with the meter in force at each.
 
@@ -590,17 +729,18 @@ def _part_measures(
     false, only the first time signature is used (for ABC, where further time
     signatures in music21's output are its own repairs of overlong bars). A part
     without Measure objects is cut into measures of its meter. Returns the measures
-    and the meter in force at the end (None when there is none at all).
+    and the meter in force at the end (None when there is none at all). ``name``
+    starts the message of the ReadError for a part too long to read.
     """
     written = list(part.getElementsByClass(stream.Measure))
     if not written:
         first_ts = part.getElementsByClass(meter.TimeSignature).first()
-        current = _meter_from_time_signature(first_ts) if first_ts else initial
+        current = _meter_from_time_signature(first_ts, name) if first_ts else initial
         if current is None:
             return [], None
         notes = _notes_in(part, Fraction(0))
         content_end = _to_fraction(part.highestTime)
-        return _cut_into_measures(notes, content_end, current), current
+        return _cut_into_measures(notes, content_end, current, name), current
 
     current = initial
     measures: list[_SourceMeasure] = []
@@ -608,7 +748,7 @@ def _part_measures(
         if follow_meter_changes or current is None:
             ts = m21_measure.timeSignature
             if ts is not None:
-                current = _meter_from_time_signature(ts)
+                current = _meter_from_time_signature(ts, name)
         if current is None:
             return [], None
         previous_right = written[index - 1].rightBarline if index > 0 else None
@@ -630,11 +770,17 @@ def _part_measures(
 
 
 def _cut_into_measures(
-    notes: list[_RawNote], content_end: Fraction, current: _Meter
+    notes: list[_RawNote], content_end: Fraction, current: _Meter, name: str
 ) -> list[_SourceMeasure]:
     """Cut barless music into full measures from time 0; the last may be short."""
     bar_length = current.bar_length
     n_measures = max(1, math.ceil(content_end / bar_length))
+    if n_measures > MAX_BARS:
+        raise _too_long(
+            name,
+            f"the music lasts {_ql_text(content_end)} quarter notes "
+            f"({_ql_text(n_measures)} bars of {current.text})",
+        )
     buckets: list[list[_RawNote]] = [[] for _ in range(n_measures)]
     for raw in notes:
         index = min(int(raw.onset // bar_length), n_measures - 1)
@@ -659,12 +805,137 @@ def _first_key(part: stream.Stream) -> str | None:
     return _key_name(part.recurse().getElementsByClass(key.KeySignature).first())
 
 
-def _first_tempo(container: stream.Stream) -> float | None:
+def _storable_tempo(qpm: float) -> bool:
+    """Whether a tempo is positive and fits a MIDI set_tempo (1 to 2**24-1 us)."""
+    return math.isfinite(qpm) and qpm > 0 and 1 <= mido.bpm2tempo(qpm) < 2**24
+
+
+def _first_tempo(container: stream.Stream, repairs: list[str]) -> float | None:
+    """The first usable tempo in quarter notes per minute, or None.
+
+    A mark whose tempo is zero, negative, or beyond what a MIDI file can store
+    (about 3.6 to 60 million qpm) is ignored, and noted in ``repairs``.
+    """
     for mark in container.recurse().getElementsByClass(tempo.MetronomeMark):
-        qpm = mark.getQuarterBPM()
-        if qpm:
+        try:
+            qpm = mark.getQuarterBPM()
+        except ArithmeticError:
+            # A zero tempo or referent ("Q:1/4=0", "Q:0/4=100") divides by zero.
+            qpm = math.nan
+        if qpm is None:
+            continue
+        if _storable_tempo(float(qpm)):
             return float(qpm)
+        number = mark.number
+        shown = f"{number:g}" if isinstance(number, (int, float)) else mark.text
+        repairs.append(f"tempo {shown} ignored: not a usable tempo")
     return None
+
+
+# ----------------------------------------------------------------------------------
+# Meters music21 cannot build in reasonable time
+
+# A number in a written meter, with the slash before it when it is a denominator.
+_METER_NUMBER = re.compile(r"(/?)\s*(\d+)")
+
+
+def _meter_beats(text: str) -> int:
+    """The beats of a written meter: its numbers that follow no slash, summed.
+
+    "6/8" has 6, "2+2+3/8" has 7, "3/8+2/4" has 5; "C" and "none" have 0. A
+    number too long to convert counts as more than any limit.
+    """
+    return sum(
+        int(digits) if len(digits) <= 9 else 10**9
+        for slash, digits in _METER_NUMBER.findall(text)
+        if not slash
+    )
+
+
+def _check_meter(label: str, shown: str, beats: int) -> None:
+    if beats > MAX_METER_BEATS:
+        raise ReadError(
+            f"{label}: meter {shown} has {beats} beats, more than the "
+            f"{MAX_METER_BEATS} a bar may have"
+        )
+
+
+# <beats> in MusicXML; its text may use character references such as "&#57;".
+_MUSICXML_BEATS = re.compile(rb"<beats(?:\s[^>]*)?>([^<]{0,200})</beats\s*>")
+# A kern meter token such as "*M6/8" (not "*MM" for tempo, nor "*met").
+_KERN_METER = re.compile(rb"(?:^|\t)\*M(?!M)([^\t\r\n]{0,200})", re.MULTILINE)
+
+
+# A MusicXML measure, and a part (not <part-list>, <part-name> ...).
+_MUSICXML_MEASURE = re.compile(rb"<measure[\s/>]")
+_MUSICXML_PART = re.compile(rb"<part[\s/>]")
+# A kern barline record: a line that starts with "=".
+_KERN_BARLINE = re.compile(rb"^=", re.MULTILINE)
+
+
+def _check_musicxml(data: bytes, name: str) -> None:
+    """Refuse what music21 would take far too long over: huge meters, many measures.
+
+    A partwise file holds each part's measures in turn, so its measures per part
+    are its measure elements over its parts (a timewise file holds each measure
+    once).
+    """
+    for match in _MUSICXML_BEATS.finditer(data):
+        text = html.unescape(match.group(1).decode("latin-1")).strip()
+        _check_meter(name, f"with <beats>{text}</beats>", _meter_beats(text))
+    n_measures = len(_MUSICXML_MEASURE.findall(data))
+    if b"<score-timewise" not in data:
+        n_measures //= max(1, len(_MUSICXML_PART.findall(data)))
+    if n_measures > MAX_BARS:
+        raise _too_long(name, f"its parts have {n_measures} measures")
+
+
+def _check_kern(data: bytes, name: str) -> None:
+    """Refuse what music21 would take far too long over: huge meters, many measures."""
+    n_barlines = len(_KERN_BARLINE.findall(data))
+    if n_barlines > MAX_BARS:
+        raise _too_long(name, f"it has {n_barlines} barlines")
+    for match in _KERN_METER.finditer(data):
+        text = match.group(1).decode("latin-1").strip()
+        beats = _meter_beats(text)
+        # music21 reads a denominator of 0, 00 or 000 as a breve, longa or maxima,
+        # doubling the numerator once for each zero.
+        breve = re.match(r"\d+/(0+)(?!\d)", text)
+        if breve:
+            beats <<= min(len(breve.group(1)), 8)
+        _check_meter(name, f"*M{text}", beats)
+
+
+def _unpacked_mxl(data: bytes, name: str) -> bytes:
+    """The files inside a compressed MusicXML file, joined, to check before parsing.
+
+    Raises ReadError when the file is not a zip archive, cannot be unpacked, or
+    unpacks to more than :data:`MAX_FILE_BYTES`.
+    """
+    unpacked = bytearray()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                with archive.open(info) as member:
+                    # Read no more than the limit allows, whatever the archive's
+                    # directory claims the member's size to be.
+                    unpacked += member.read(MAX_FILE_BYTES + 1 - len(unpacked))
+                if len(unpacked) > MAX_FILE_BYTES:
+                    raise ReadError(
+                        f"{name}: unpacks to more than {MAX_FILE_BYTES} bytes"
+                    )
+                unpacked += b"\n"
+    except ReadError:
+        raise
+    except Exception as exc:
+        # zipfile raises BadZipFile, zlib.error, EOFError, NotImplementedError (an
+        # unknown compression), RuntimeError (encryption) ... on a damaged archive.
+        raise ReadError(
+            f"{name}: not a readable compressed MusicXML file ({_exception_text(exc)})"
+        ) from exc
+    return bytes(unpacked)
 
 
 # ----------------------------------------------------------------------------------
@@ -870,6 +1141,51 @@ def _repair_music_line(line: str) -> list[str]:
     return [piece for piece in lines if piece.strip()]
 
 
+def _abc_meter(value: str) -> tuple[str, int]:
+    """An ABC meter value as music21 should see it, and the beats it gives it.
+
+    music21 reads the digits of a numerator as one number: "2+2+3/8" would be a
+    meter of 223 beats, and "1+1+1+1+1+1+1+1+1+1/8" one that never finishes
+    building. An additive numerator is therefore written as its sum ("7/8").
+    Values without exactly one slash ("C", "none", "3/8+2/4") get 0 beats: music21
+    either reads them without numbers or refuses them.
+    """
+    numerator, slash, denominator = value.partition("/")
+    if not slash or "/" in denominator:
+        return value, 0
+    terms = re.findall(r"\d+", numerator)
+    if "+" in numerator and terms:
+        numerator = str(sum(int(term) if len(term) <= 9 else 10**9 for term in terms))
+        value = f"{numerator}/{denominator.strip()}"
+    digits = "".join(re.findall(r"\d", numerator)).lstrip("0")
+    if not digits:
+        return value, 0
+    return value, int(digits) if len(digits) <= 9 else 10**9
+
+
+# Where music21 starts reading a meter field inside a music line.
+_STRAY_METER = re.compile(r"M:([^%]*)")
+
+
+def _checked_abc_meter_line(line: str, label: str) -> str:
+    """Check the meters a line gives music21; write additive ones as their sum.
+
+    Raises ReadError for a meter of more than :data:`MAX_METER_BEATS` beats, which
+    music21 would take minutes to hours to build. music21 reads "M:" as a field
+    anywhere in a music line, not only at its start, so those count too.
+    """
+    if line.startswith("M:"):
+        value = line[2:].split("%", 1)[0].strip()
+        repaired, beats = _abc_meter(value)
+        _check_meter(label, f"M:{value}", beats)
+        return line if repaired == value else f"M:{repaired}"
+    if not _FIELD_LINE.match(line) and not line.startswith("%"):
+        for found in _STRAY_METER.finditer(line.split("%", 1)[0]):
+            value = found.group(1).strip()
+            _check_meter(label, f"M:{value}", _abc_meter(value)[1])
+    return line
+
+
 def _default_unit_length(meter_text: str | None) -> str:
     """The L: an ABC tune without one uses: 1/16 below a 3/4 meter, else 1/8."""
     if meter_text is None or meter_text in ("C", "C|") or "/" not in meter_text:
@@ -936,13 +1252,98 @@ class _AnyBarlineHandler(abcFormat.ABCHandler):
     with fewer, the notes land directly in the Part and the barline positions are
     lost, so a pickup or a short first stretch before a meter change (``d2e2|
     f2g2a2|]``) could not be found. music21 copies handlers with their class.
+
+    With ``barless`` set, it makes no measures at all (see :func:`_parse_abc_part`).
     """
 
+    barless = False
+
     def definesMeasures(self) -> bool:
+        if self.barless:
+            return False
         return any(isinstance(token, abcFormat.ABCBar) for token in self.tokens)
 
 
-def _parse_abc_part(text: str, abc_version: tuple[int, ...]) -> stream.Part:
+# music21 splits a measure longer than its bar at the barline and gives the rest a
+# time signature of its own, whose numerator counts the overflow in its finest note
+# value ("291/8" for 145.5 ql of eighths). Building that time signature takes time
+# that grows steeply with the numerator: about a second at 200, hours at tens of
+# thousands. The cost of a tune is taken as the sum of the squares of those
+# numerators (see :func:`_overflow_cost`); one that would cost more than this (a
+# single numerator of 256, or many smaller ones) is read without its barlines
+# instead. The folk tunes in music21's corpus stay below it; only a few Josquin
+# chansons, whose one barline ends them, go over.
+_MAX_REBAR_COST = 256**2
+
+
+def _overflow_cost(overflow: Fraction) -> int:
+    """What building music21's time signature for an overflow of this length costs.
+
+    Its numerator counts the overflow in quarters or finer when the overflow's
+    denominator is a power of two ("145.5 ql" is 291/8, "28 ql" 28/4), and is the
+    overflow's own numerator otherwise ("103/12" after tuplets). The cost is that
+    numerator squared, eight times over for a beat that is not a power of two,
+    which music21 takes several times longer to subdivide.
+    """
+    if overflow.denominator & (overflow.denominator - 1):
+        return 8 * overflow.numerator**2
+    whole_notes = overflow / 4
+    numerator = whole_notes.numerator * (4 // min(whole_notes.denominator, 4))
+    return numerator**2
+
+
+def _rebar_cost(tokens: list[abcFormat.ABCToken]) -> tuple[int, int, Fraction]:
+    """What music21's split of overlong measures costs (see :data:`_MAX_REBAR_COST`).
+
+    Returns the cost, the measure (counting from 1) whose overflow costs most and
+    how many ql it runs past its bar; ``(0, 0, 0)`` when no measure is longer than
+    its bar. Durations are those music21 gives the tokens, with tuplets applied;
+    grace notes take no time.
+    """
+    bar_length: Fraction | None = None
+    cost, largest, worst = 0, 0, (0, Fraction(0))
+    measure, filled = 1, Fraction(0)
+
+    def close_measure() -> None:
+        nonlocal cost, largest, worst
+        if bar_length is not None and filled > bar_length:
+            overflow = filled - bar_length
+            overflow_cost = _overflow_cost(overflow)
+            cost += overflow_cost
+            if overflow_cost > largest:
+                largest, worst = overflow_cost, (measure, overflow)
+
+    for token in tokens:
+        if isinstance(token, abcFormat.ABCMetadata) and token.isMeter():
+            signature = token.getTimeSignatureObject()
+            if signature is not None:
+                bar_length = _to_fraction(signature.barDuration.quarterLength)
+        elif isinstance(token, abcFormat.ABCBar):
+            close_measure()
+            measure, filled = measure + 1, Fraction(0)
+        elif isinstance(token, (abcFormat.ABCNote, abcFormat.ABCChord)):
+            if token.inGrace or not token.quarterLength:
+                continue
+            length = _to_fraction(token.quarterLength)
+            if token.activeTuplet is not None:
+                length *= Fraction(token.activeTuplet.tupletMultiplier())
+            filled += length
+    close_measure()
+    return cost, *worst
+
+
+def _parse_abc_part(
+    text: str, abc_version: tuple[int, ...], label: str
+) -> tuple[stream.Part, str | None]:
+    """Parse one single-voice, single-meter ABC text; returns the part and a repair.
+
+    The repair (else None) says the tune was read without its barlines because
+    its measures overflow their bars too far for music21 to split them (see
+    :data:`_MAX_REBAR_COST`); its notes are then cut into bars from the start,
+    and the repair names the measure that overflows most. Raises ReadError
+    (naming ``label``) for a text of over :data:`MAX_BARS` measures, before
+    music21 spends minutes building them.
+    """
     handler = _AnyBarlineHandler(abcVersion=abc_version)
     handler.process(text)
     collections = handler.splitByVoice()
@@ -951,7 +1352,19 @@ def _parse_abc_part(text: str, abc_version: tuple[int, ...]) -> stream.Part:
     part_handler = (
         collections[0] if len(collections) == 1 else collections[0] + collections[1]
     )
-    return translate.abcToStreamPart(part_handler, inputM21=_UnbeamedPart())
+    n_barlines = sum(isinstance(t, abcFormat.ABCBar) for t in part_handler.tokens)
+    if n_barlines > MAX_BARS:
+        raise _too_long(label, f"it has {n_barlines} barlines")
+    repair = None
+    cost, measure, overflow = _rebar_cost(part_handler.tokens)
+    if n_barlines and cost > _MAX_REBAR_COST:
+        part_handler.barless = True
+        repair = (
+            f"measure {measure} runs {_ql_text(overflow)} ql past its bar: "
+            "read without barlines"
+        )
+    part = translate.abcToStreamPart(part_handler, inputM21=_UnbeamedPart())
+    return part, repair
 
 
 def _read_abc_tune(
@@ -979,6 +1392,8 @@ def _read_abc_tune(
             repaired_body.append(line)
         else:
             repaired_body.extend(_repair_music_line(line))
+    header = [_checked_abc_meter_line(line, label) for line in header]
+    repaired_body = [_checked_abc_meter_line(line, label) for line in repaired_body]
 
     melody_warnings: list[str] = []
     measures: list[_SourceMeasure] = []
@@ -987,7 +1402,9 @@ def _read_abc_tune(
     current: _Meter | None = None
     for index, segment in enumerate(_abc_segments(header, repaired_body)):
         try:
-            part = _parse_abc_part(segment, abc_version)
+            part, barless_note = _parse_abc_part(segment, abc_version, label)
+        except ReadError:
+            raise
         except Exception as exc:
             # music21's ABC import raises many exception types on odd input
             # (its own, IndexError, KeyError, ZeroDivisionError, ...); any of them
@@ -995,22 +1412,24 @@ def _read_abc_tune(
             raise ReadError(
                 f"{label}: music21 cannot parse this tune ({_exception_text(exc)})"
             ) from exc
+        if barless_note:
+            melody_warnings.append(barless_note)
         if index == 0:
             key_name = _first_key(part)
-            tempo_qpm = _first_tempo(part)
+            tempo_qpm = _first_tempo(part, melody_warnings)
         first_ts = part.recurse().getElementsByClass(meter.TimeSignature).first()
         if first_ts is not None:
-            current = _meter_from_time_signature(first_ts)
+            current = _meter_from_time_signature(first_ts, label)
         elif current is None:
             current = _assume_four_four(label, melody_warnings)
         segment_measures, _ = _part_measures(
-            part, voice=0, initial=current, follow_meter_changes=False
+            part, voice=0, initial=current, follow_meter_changes=False, name=label
         )
         measures.extend(segment_measures)
 
     if not any(m.notes for m in measures):
         raise ReadError(f"{label}: no notes")
-    bars, raw_notes, pickup_length = _layout_measures(measures, melody_warnings)
+    bars, raw_notes, pickup_length = _layout_measures(measures, melody_warnings, label)
     for repair in melody_warnings:
         logger.debug("%s: %s", label, repair)
     return _build_melody(
@@ -1030,9 +1449,17 @@ def _read_abc_tune(
 # MusicXML and kern
 
 
-def _read_music21_file(path: Path, name: str, part: int, voice: int) -> list[Melody]:
+def _read_music21_file(
+    data: bytes, path: Path, name: str, part: int, voice: int
+) -> list[Melody]:
     label = "kern" if path.suffix.lower() == ".krn" else "MusicXML"
     m21_format = "humdrum" if label == "kern" else "musicxml"
+    if label == "kern":
+        _check_kern(data, name)
+    elif path.suffix.lower() == ".mxl":
+        _check_musicxml(_unpacked_mxl(data, name), name)
+    else:
+        _check_musicxml(data, name)
     try:
         # forceSource: never read or write music21's pickled caches.
         parsed = converter.parseFile(path, format=m21_format, forceSource=True)
@@ -1094,23 +1521,23 @@ def _score_to_melody(
 
     melody_warnings: list[str] = []
     measures, _ = _part_measures(
-        chosen, voice=voice, initial=None, follow_meter_changes=True
+        chosen, voice=voice, initial=None, follow_meter_changes=True, name=name
     )
     if not measures:
         fallback = _assume_four_four(name, melody_warnings)
         measures, _ = _part_measures(
-            chosen, voice=voice, initial=fallback, follow_meter_changes=True
+            chosen, voice=voice, initial=fallback, follow_meter_changes=True, name=name
         )
     if not any(m.notes for m in measures):
         raise ReadError(f"{name}: no notes in part {part}, voice {voice}")
-    bars, raw_notes, pickup_length = _layout_measures(measures, melody_warnings)
+    bars, raw_notes, pickup_length = _layout_measures(measures, melody_warnings, name)
     return _build_melody(
         name=name,
         title=title,
         raw_notes=raw_notes,
         bars=bars,
         key_name=_first_key(chosen),
-        tempo_qpm=_first_tempo(score),
+        tempo_qpm=_first_tempo(score, melody_warnings),
         source=str(path),
         pickup_length=pickup_length,
         notes_warnings=melody_warnings,
@@ -1148,6 +1575,7 @@ class _MidiEvents:
     notes: dict[tuple[int, int], list[tuple[int, int, int]]]
     track_ends: list[int]  # the tick of each track's last event
     pickup_length: Fraction | None = None  # as recorded by melodyvae's writer
+    pickup_text: str = ""  # the text event that recorded it
     # (track, channel) -> how many notes were never switched off
     n_unpaired: dict[tuple[int, int], int] = field(default_factory=dict)
 
@@ -1183,7 +1611,13 @@ def _collect_midi_events(midi: mido.MidiFile) -> _MidiEvents:
             elif kind == "text" and tick == 0:
                 recorded = _PICKUP_TEXT.fullmatch(message.text.strip())
                 if recorded:
-                    events.pickup_length = Fraction(recorded.group(1))
+                    events.pickup_text = recorded.group(0)
+                    try:
+                        events.pickup_length = Fraction(recorded.group(1))
+                    except (ValueError, ZeroDivisionError):
+                        # "1/0", or more digits than Python converts; checked
+                        # with the other recorded values against bar 0 later.
+                        events.pickup_length = Fraction(-1)
         events.track_ends.append(tick)
         # Notes never switched off end with their track.
         for (channel, pitch), waiting in sounding.items():
@@ -1198,6 +1632,18 @@ def _collect_midi_events(midi: mido.MidiFile) -> _MidiEvents:
     return events
 
 
+def _midi_qpm(us_per_beat: int) -> float:
+    """Quarter notes per minute of a MIDI tempo (1 to 2**24-1 us per beat).
+
+    MIDI stores whole microseconds per beat: the error that leaves is rounded away
+    (90 qpm is stored as 666667 us and would read back as 89.99995), unless the
+    rounded tempo no longer fits a MIDI file (the slowest, 3.5762... qpm).
+    """
+    exact = mido.tempo2bpm(us_per_beat)
+    rounded = round(exact, 3)
+    return rounded if _storable_tempo(rounded) else exact
+
+
 def _midi_key_name(mido_key: str) -> str:
     if mido_key.endswith("m"):
         return f"{mido_key[:-1]} minor"
@@ -1208,23 +1654,35 @@ def _midi_bars(
     time_signatures: list[tuple[Fraction, int, int]],
     end: Fraction,
     repairs: list[str],
+    name: str,
 ) -> list[Bar]:
     """Bars from the time-signature map (ql, numerator, denominator), to ``end``.
 
     Before the first time signature the meter is 4/4 (the MIDI default). A time
-    signature that falls inside a bar takes effect at the next barline.
+    signature that falls inside a bar takes effect at the next barline. One with
+    no beats, more than :data:`MAX_METER_BEATS` beats or a beat shorter than a
+    64th note is ignored. Raises ReadError (naming ``name``) when ``end`` lies
+    beyond :data:`MAX_BARS` bars.
     """
     bars: list[Bar] = []
     start = Fraction(0)
     numerator, denominator = 4, 4
     pending = deque(sorted(time_signatures, key=lambda item: item[0]))
     while start < end or not bars:
+        if len(bars) == MAX_BARS:
+            raise _too_long(name, f"it runs to {_ql_text(end)} quarter notes")
         while pending and pending[0][0] <= start:
             at, new_numerator, new_denominator = pending.popleft()
-            if new_numerator <= 0:
-                repairs.append(
-                    f"time signature {new_numerator}/{new_denominator} ignored"
+            if not (
+                0 < new_numerator <= MAX_METER_BEATS
+                and new_denominator <= _MAX_MIDI_DENOMINATOR
+            ):
+                shown = (
+                    new_denominator
+                    if new_denominator <= _MAX_MIDI_DENOMINATOR
+                    else f"2**{new_denominator.bit_length() - 1}"
                 )
+                repairs.append(f"time signature {new_numerator}/{shown} ignored")
                 continue
             numerator, denominator = new_numerator, new_denominator
             if bars and at > bars[-1].start and at < start:
@@ -1253,7 +1711,9 @@ def _read_midi(data: bytes, path: Path, name: str, part: int) -> Melody:
     ) as exc:
         raise ReadError(f"{name}: {_midi_error(exc)}") from exc
     ticks_per_beat = midi.ticks_per_beat
-    if ticks_per_beat <= 0:
+    if ticks_per_beat == 0:
+        raise ReadError(f"{name}: corrupt MIDI file (0 ticks per beat)")
+    if ticks_per_beat < 0:
         raise ReadError(
             f"{name}: uses SMPTE time-code timing, which has no beats; "
             "only ticks-per-beat timing is supported"
@@ -1301,11 +1761,17 @@ def _read_midi(data: bytes, path: Path, name: str, part: int) -> Melody:
     # later: trailing rests that a track keeps keep their bars.
     track_end = _ticks_to_ql(events.track_ends[candidates[part][0]], ticks_per_beat)
     end = max(notes[-1].end, track_end)
-    bars = _midi_bars(time_signatures, end, melody_warnings)
+    bars = _midi_bars(time_signatures, end, melody_warnings, name)
 
     # MIDI has no pickups. Files this project writes say whether bar 0 is one;
     # otherwise a melody that starts inside bar 0 after silence begins with one.
     pickup_length = events.pickup_length
+    if pickup_length is not None and not 0 <= pickup_length < bars[0].length:
+        melody_warnings.append(
+            f"text {events.pickup_text[:40]!r} ignored: not a pickup length "
+            f"within bar 0 ({bars[0].length} ql)"
+        )
+        pickup_length = None
     if pickup_length is None:
         first_onset = notes[0].onset
         inside = 0 < first_onset < bars[0].end
@@ -1314,16 +1780,17 @@ def _read_midi(data: bytes, path: Path, name: str, part: int) -> Melody:
         first = bars[0]
         bars[0] = Bar(first.index, first.start, first.length, first.meter, pickup=True)
 
-    tempos = sorted(events.tempos)
+    # A tempo of 0 us per beat would be infinitely fast.
+    tempos = sorted((tick, us) for tick, us in events.tempos if us > 0)
+    if len(tempos) < len(events.tempos):
+        melody_warnings.append("tempo of 0 microseconds per beat ignored")
     keys = sorted(events.keys)
     return Melody(
         title=path.stem,
         notes=notes,
         bars=bars,
         key=_midi_key_name(keys[0][1]) if keys else None,
-        # MIDI stores whole microseconds per beat: round away that error (90 qpm
-        # is stored as 666667 us and would read back as 89.99995).
-        tempo_qpm=round(mido.tempo2bpm(tempos[0][1]), 3) if tempos else None,
+        tempo_qpm=_midi_qpm(tempos[0][1]) if tempos else None,
         source=str(path),
         pickup_length=pickup_length,
         warnings=melody_warnings,

@@ -1,19 +1,31 @@
-"""Write melodies as standard MIDI files a DAW or notation program can open.
+"""Write melodies as standard MIDI, MusicXML or ABC files that a DAW or notation
+program can open.
 
-The files are type 1 with two tracks: a conductor track (title, tempo, time and key
-signatures, one marker per melody, and a text event like ``melodyvae:pickup=1/2``
-that records the pickup, which MIDI cannot express) and the melody on channel 1 (0
-counting from 0). Both tracks end where the last bar ends.
+MIDI files are type 1 with two tracks: a conductor track (title, tempo, time and
+key signatures, one marker per melody, and a text event like
+``melodyvae:pickup=1/2`` that records the pickup, which MIDI cannot express) and
+the melody on channel 1 (0 counting from 0), after a program change that sets its
+instrument. Both tracks end where the last bar ends.
 Times are written at 480 ticks per quarter note from the start of bar 0, so a pickup
 note at 3.5 ql stays at 3.5 ql and barlines line up in a sequencer. Files written
 here read back through :func:`melodyvae.music.reading.read_melodies` to the same
 bars and notes (times that are not whole ticks, like septuplets, are rounded to the
 nearest tick).
 
+MusicXML and ABC are notation: measures with their time signatures, the key
+signature, the pickup as an incomplete first measure, ties across barlines,
+pitches spelled in the key and tuplets where onsets leave the binary grid (laid
+out by :mod:`melodyvae.music.notation`). They read back to the same bars, notes,
+pickup, key and tempo, exactly (ABC needs a key: a melody without one is written
+in C major).
+
+Every file is written to a temporary file beside it and then renamed into place.
+
 Example::
 
-    from melodyvae.music.writing import melody_to_midi
+    from melodyvae.music.writing import melody_to_abc, melody_to_midi
     melody_to_midi(melody, "out/tune.mid")
+    melody_to_abc(melody, "out/tune.abc")
 """
 
 from __future__ import annotations
@@ -23,14 +35,26 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import mido
 
-from melodyvae.errors import MelodyVAEWarning
+from melodyvae.errors import MelodyVAEWarning, UnsupportedError
 from melodyvae.music.melody import Bar, Melody
+from melodyvae.music.notation import (
+    Group,
+    KeyInfo,
+    Speller,
+    WrittenMeasure,
+    WrittenNote,
+    beat_length,
+    lay_out,
+    meter_numbers,
+    parse_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,19 +63,6 @@ DEFAULT_TEMPO_QPM = 120.0
 
 _MELODY_CHANNEL = 0
 
-# Fifths on the circle of the major keys, and how far each mode lies from major.
-_MAJOR_FIFTHS = {"C": 0, "D": 2, "E": 4, "F": -1, "G": 1, "A": 3, "B": 5}
-_MODE_OFFSETS = {
-    "major": 0,
-    "ionian": 0,
-    "lydian": 1,
-    "mixolydian": -1,
-    "dorian": -2,
-    "minor": -3,
-    "aeolian": -3,
-    "phrygian": -4,
-    "locrian": -5,
-}
 _MAJOR_BY_FIFTHS = {
     -7: "Cb", -6: "Gb", -5: "Db", -4: "Ab", -3: "Eb", -2: "Bb", -1: "F", 0: "C",
     1: "G", 2: "D", 3: "A", 4: "E", 5: "B", 6: "F#", 7: "C#",
@@ -174,25 +185,15 @@ def _meter_numbers(meter: str, bar: Bar) -> tuple[int, int]:
 
 def _key_signature(key_name: str | None) -> str | None:
     """A key name like "G major" or "A dorian" as a mido key ("G", "Em" ...)."""
-    if not key_name:
+    key_info = parse_key(key_name)
+    if key_info is None:
+        if key_name:
+            logger.debug("key %r has no MIDI key signature; left out", key_name)
         return None
-    tonic, _, mode = key_name.strip().partition(" ")
-    mode = mode.strip().lower() or "major"
-    if not tonic or tonic[0].upper() not in _MAJOR_FIFTHS or mode not in _MODE_OFFSETS:
-        logger.debug("key %r has no MIDI key signature; left out", key_name)
-        return None
-    fifths = _MAJOR_FIFTHS[tonic[0].upper()] + _MODE_OFFSETS[mode]
-    for accidental in tonic[1:]:
-        if accidental in "#♯":
-            fifths += 7
-        elif accidental in "b-♭":
-            fifths -= 7
-        else:
-            return None
-    if mode in ("minor", "aeolian"):
+    if key_info.mode in ("minor", "aeolian"):
         # Minor keys are named from the relative minor's fifths (A minor = 0).
-        return _MINOR_BY_FIFTHS.get(fifths)
-    return _MAJOR_BY_FIFTHS.get(fifths)
+        return _MINOR_BY_FIFTHS.get(key_info.fifths)
+    return _MAJOR_BY_FIFTHS.get(key_info.fifths)
 
 
 def _conductor_events(
@@ -263,13 +264,20 @@ def _track(
 
 
 def _save_atomically(midi: mido.MidiFile, path: Path) -> None:
-    """Save to a temporary file in the target folder, then rename it into place."""
+    """Save a MIDI file to a temporary file in the target folder, then rename it."""
+    _write_atomically(path, lambda file: midi.save(file=file))
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` on a temporary file in the target folder, then rename it into
+    place, so that a failure leaves the previous file (or none) and no partial one.
+    """
     handle, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
         with os.fdopen(handle, "wb") as file:
-            midi.save(file=file)
+            write(file)
         # mkstemp creates the file readable by its owner only; give it the
         # permissions any new file gets (reading the umask means setting it).
         umask = os.umask(0)
@@ -281,3 +289,387 @@ def _save_atomically(midi: mido.MidiFile, path: Path) -> None:
             os.unlink(temporary)
         raise
     logger.debug("wrote %s", path)
+
+
+# ----------------------------------------------------------------------------------
+# MusicXML
+
+
+def melody_to_musicxml(melody: Melody, path: str | Path) -> None:
+    """Write one melody as an uncompressed MusicXML score with one part.
+
+    The score has one measure per bar, with the bar's time signature where it
+    changes, the key signature of ``melody.key`` (left out when None or not a key
+    name), a metronome mark for ``tempo_qpm`` (left out when None) and the title.
+    A pickup is an incomplete first measure (implicit, numbered 0);
+    a note that runs past a barline is split there and tied; pitches are spelled
+    in the key (Bb in F major, F# in D major); onsets off the binary grid are
+    written as tuplets (see :mod:`melodyvae.music.notation`). Read back with
+    :func:`~melodyvae.music.reading.read_melodies`, the file gives the same bars,
+    notes, pickup, key and tempo.
+
+    Args:
+        melody: the melody.
+        path: the file to write (``.musicxml`` or ``.xml`` to be read back). It is
+            written to a temporary file in the same folder and then renamed, so a
+            failure leaves no partial file.
+
+    Raises:
+        ValueError: a pitch is outside 0-127.
+        UnsupportedError: music21 cannot write a rhythm (note values shorter than
+            a 1024th).
+        OSError: the file cannot be written (e.g. its folder does not exist).
+    """
+    melodies_to_musicxml([melody], path)
+
+
+def melodies_to_musicxml(melodies: Sequence[Melody], path: str | Path) -> None:
+    """Write several melodies one after the other into one MusicXML part.
+
+    Each melody starts a new measure after a double barline (the last one ends
+    with a final barline), with its title above its first measure, its own key
+    signature, tempo and time signatures; a pickup is an incomplete measure. As
+    with :func:`melodies_to_midi`, reading the file back gives one melody in which
+    each melody starts where the previous one's last bar ends. Arguments are as
+    for :func:`melody_to_musicxml`.
+
+    Raises:
+        ValueError: ``melodies`` is empty, or a pitch is outside 0-127.
+        UnsupportedError: music21 cannot write a rhythm.
+        OSError: the file cannot be written.
+    """
+    from music21.musicxml.xmlObjects import MusicXMLExportException
+
+    if not melodies:
+        raise ValueError("no melodies to write")
+    _check_pitches(melodies)
+    try:
+        data = _musicxml_bytes(melodies)
+    except MusicXMLExportException as exc:
+        raise UnsupportedError(
+            f"{_score_title(melodies)}: cannot be written as MusicXML ({exc})"
+        ) from exc
+    _write_atomically(Path(path), lambda file: file.write(data))
+
+
+def _check_pitches(melodies: Sequence[Melody]) -> None:
+    for melody in melodies:
+        for melody_note in melody.notes:
+            if not 0 <= melody_note.pitch <= 127:
+                raise ValueError(
+                    f"{melody.title}: pitch {melody_note.pitch} at "
+                    f"{melody_note.onset} ql is outside 0-127"
+                )
+
+
+def _score_title(melodies: Sequence[Melody]) -> str:
+    return melodies[0].title if len(melodies) == 1 else f"{len(melodies)} melodies"
+
+
+def _musicxml_bytes(melodies: Sequence[Melody]) -> bytes:
+    """The MusicXML text of the melodies in sequence, built as a music21 score."""
+    from music21 import bar as m21_bar
+    from music21 import clef, expressions, key, metadata, meter, stream, tempo
+    from music21.musicxml.m21ToXml import GeneralObjectExporter, ScoreExporter
+    from music21.stream.enums import ShowNumber
+
+    score = stream.Score()
+    score.metadata = metadata.Metadata()
+    score.metadata.title = _score_title(melodies)
+    part = stream.Part()
+    part.partName = "Melody"
+    number = 0
+    previous_meter: tuple[int, int] | None = None
+    previous_key: KeyInfo | None = None
+    for position, melody in enumerate(melodies):
+        key_info = parse_key(melody.key)
+        speller = Speller(key_info)
+        measures = lay_out(melody)
+        for index, written in enumerate(measures):
+            number = written.bar.index if position == 0 else number + 1
+            measure = stream.Measure(number=number)
+            if written.is_pickup:
+                # An incomplete measure that does not count in the numbering.
+                measure.paddingLeft = float(written.offset)
+                measure.showNumber = ShowNumber.NEVER
+            numbers = meter_numbers(written.bar)
+            if numbers != previous_meter:
+                measure.timeSignature = meter.TimeSignature("{}/{}".format(*numbers))
+                previous_meter = numbers
+            if index == 0:
+                if key_info is not None:
+                    tonic = key_info.tonic + (
+                        "#" * key_info.tonic_alter or "-" * -key_info.tonic_alter
+                    )
+                    measure.keySignature = key.Key(tonic, key_info.mode)
+                elif previous_key is not None:
+                    # A melody without a key after one with a key: no accidentals.
+                    measure.keySignature = key.KeySignature(0)
+                previous_key = key_info
+                if melody.tempo_qpm:
+                    qpm = melody.tempo_qpm
+                    shown = int(qpm) if float(qpm).is_integer() else qpm
+                    measure.insert(0, tempo.MetronomeMark(number=shown))
+                if len(melodies) > 1:
+                    title = expressions.TextExpression(melody.title)
+                    title.placement = "above"
+                    measure.insert(0, title)
+            for group in written.groups:
+                for element in _music21_notes(group, speller):
+                    measure.append(element)
+            if index == len(measures) - 1:
+                last = position == len(melodies) - 1
+                measure.rightBarline = m21_bar.Barline("final" if last else "double")
+            part.append(measure)
+    first = part.getElementsByClass(stream.Measure).first()
+    if first is not None:
+        first.clef = clef.bestClef(part, recurse=True)
+    score.insert(0, part)
+
+    # GeneralObjectExporter.parse, with two changes to the header: music21 writes
+    # the title both as work-title and movement-title, and reads a title back only
+    # from a work-title that no movement-title repeats; and it names "Music21" as
+    # the composer when there is none.
+    well_formed = GeneralObjectExporter(score).fromGeneralObject(score)
+    exporter = ScoreExporter(well_formed)
+    root = exporter.parse()
+    for movement_title in root.findall("movement-title"):
+        root.remove(movement_title)
+    for identification in root.findall("identification"):
+        for creator in identification.findall("creator"):
+            identification.remove(creator)
+    return exporter.asBytes()
+
+
+def _music21_notes(group: Group, speller: Speller) -> list:
+    """music21 notes and rests for one group, with ties and tuplet brackets."""
+    from music21 import duration, note, pitch, tie
+
+    elements = []
+    last = len(group.notes) - 1
+    for index, written in enumerate(group.notes):
+        value = duration.Duration(written.value)
+        if group.is_tuplet:
+            assert group.unit is not None
+            unit_type = duration.Duration(group.unit).type
+            tuplet = duration.Tuplet(
+                group.actual,
+                group.normal,
+                durationActual=unit_type,
+                durationNormal=unit_type,
+            )
+            if index == 0:
+                tuplet.type = "startStop" if index == last else "start"
+            elif index == last:
+                tuplet.type = "stop"
+            value.appendTuplet(tuplet)
+        if written.pitch is None:
+            element = note.Rest(duration=value)
+        else:
+            spelled = speller.spell(written.pitch)
+            m21_pitch = pitch.Pitch(step=spelled.letter, octave=spelled.octave)
+            if spelled.alter:
+                m21_pitch.accidental = pitch.Accidental(spelled.alter)
+            element = note.Note(m21_pitch, duration=value)
+            if written.tie_back and written.tie_forward:
+                element.tie = tie.Tie("continue")
+            elif written.tie_forward:
+                element.tie = tie.Tie("start")
+            elif written.tie_back:
+                element.tie = tie.Tie("stop")
+        elements.append(element)
+    return elements
+
+
+# ----------------------------------------------------------------------------------
+# ABC
+
+_ABC_MODES = {
+    "major": "",
+    "ionian": "",
+    "minor": "m",
+    "aeolian": "m",
+    "dorian": "Dor",
+    "phrygian": "Phr",
+    "lydian": "Lyd",
+    "mixolydian": "Mix",
+    "locrian": "Loc",
+}
+_ABC_ACCIDENTALS = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
+# ABC readers take each number of a tuplet "(p:q:r" as a single digit.
+_ABC_MAX_DIGIT = 9
+
+
+def melody_to_abc(melody: Melody, path: str | Path) -> None:
+    """Write one melody as an ABC 2.1 file with one tune.
+
+    See :func:`abc_text` for what is written. The file is UTF-8, written to a
+    temporary file in the same folder and then renamed, so a failure leaves no
+    partial file.
+
+    Raises:
+        ValueError: a pitch is outside 0-127.
+        OSError: the file cannot be written (e.g. its folder does not exist).
+    """
+    melodies_to_abc([melody], path)
+
+
+def melodies_to_abc(melodies: Sequence[Melody], path: str | Path) -> None:
+    """Write several melodies as an ABC 2.1 tunebook, one tune each (X:1, X:2 ...).
+
+    Raises:
+        ValueError: ``melodies`` is empty, or a pitch is outside 0-127.
+        OSError: the file cannot be written.
+    """
+    data = abc_text(melodies).encode("utf-8")
+    _write_atomically(Path(path), lambda file: file.write(data))
+
+
+def abc_text(melodies: Sequence[Melody]) -> str:
+    """The melodies as an ABC 2.1 tunebook text, one tune per melody.
+
+    Each tune has the header fields X (its number from 1), T (the title), M (the
+    first bar's meter), L (1/8, or 1/16 when a note value is shorter than an
+    eighth or not a whole number of eighths), Q (the tempo, left out when None)
+    and K (the key; C when None or not a key name). Bars follow the melody's
+    bars, four to a line, with an inline ``[M:..]`` where the meter changes; a
+    pickup is the short first bar; a note that runs past a barline is split and
+    tied with ``-``; onsets off the binary grid are tuplets written ``(p:q:r``
+    (a tuplet that needs a number above 9 is written as notes of their sounding
+    lengths, like ``C4/15``).
+    Accidentals are written against the key signature and carry through the bar
+    (the text starts with ``%abc-2.1``, which says so); one is repeated wherever
+    a reader that carries accidentals only within one octave would read the note
+    otherwise. :func:`~melodyvae.music.reading.read_abc_text` reads each tune back
+    to the same bars, notes, pickup, key and tempo.
+
+    Raises:
+        ValueError: ``melodies`` is empty, or a pitch is outside 0-127.
+    """
+    if not melodies:
+        raise ValueError("no melodies to write")
+    _check_pitches(melodies)
+    tunes = [_abc_tune(melody, number) for number, melody in enumerate(melodies, 1)]
+    return "%abc-2.1\n\n" + "\n".join(tunes)
+
+
+def _abc_tune(melody: Melody, number: int) -> str:
+    measures = lay_out(melody)
+    key_info = parse_key(melody.key)
+    speller = Speller(key_info)
+    values = [written.value for measure in measures for written in measure.notes]
+    eighth = Fraction(1, 2)
+    unit = eighth if all(v % eighth == 0 for v in values) else Fraction(1, 4)
+
+    header = [f"X:{number}"]
+    title = " ".join(melody.title.split()).replace("%", "\\%")
+    if title:
+        header.append(f"T:{title}")
+    numerator, denominator = meter_numbers(measures[0].bar)
+    header.append(f"M:{numerator}/{denominator}")
+    header.append(f"L:1/{int(4 / unit)}")
+    if melody.tempo_qpm:
+        header.append(f"Q:{_abc_tempo(melody.tempo_qpm)}")
+    if key_info is None:
+        header.append("K:C")
+    else:
+        header.append(f"K:{key_info.tonic_name}{_ABC_MODES[key_info.mode]}")
+
+    lines: list[str] = []
+    line: list[str] = []
+    full_bars = 0
+    previous = (numerator, denominator)
+    for index, measure in enumerate(measures):
+        numbers = meter_numbers(measure.bar)
+        text = _abc_measure(measure, speller, unit, beat_length(*numbers))
+        if numbers != previous:
+            text = f"[M:{numbers[0]}/{numbers[1]}] {text}"
+            previous = numbers
+        last = index == len(measures) - 1
+        line.append(text + (" |]" if last else " |"))
+        full_bars += not measure.is_pickup
+        if full_bars == 4 or last:
+            lines.append(" ".join(line))
+            line = []
+            full_bars = 0
+    return "\n".join(header + lines) + "\n"
+
+
+def _abc_tempo(qpm: float) -> str:
+    """A Q: field value; a tempo that is not a whole number of quarters per minute
+    is given in eighths or sixteenths per minute when that makes it whole."""
+    for denominator in (4, 8, 16):
+        beats = qpm * denominator / 4
+        if float(beats).is_integer():
+            return f"1/{denominator}={int(beats)}"
+    return f"1/4={round(qpm)}"
+
+
+def _abc_measure(
+    measure: WrittenMeasure, speller: Speller, unit: Fraction, beat: Fraction
+) -> str:
+    """A measure's notes as ABC, a space before each note that starts a beat."""
+    # Accidentals carry through the bar: by letter and octave (ABC's "octave"
+    # rule) and by letter alone (its "pitch" rule, the 2.1 default). An
+    # accidental is written unless both rules already give the note's alteration.
+    by_octave: dict[tuple[str, int], int] = {}
+    by_letter: dict[str, int] = {}
+
+    def note_text(written: WrittenNote, sounding: bool = False) -> str:
+        length = _abc_length((written.duration if sounding else written.value) / unit)
+        if written.pitch is None:
+            return f"z{length}"
+        spelled = speller.spell(written.pitch)
+        letter, alter, octave = spelled.letter, spelled.alter, spelled.octave
+        signature = speller.signature[letter]
+        accidental = ""
+        if (
+            by_octave.get((letter, octave), signature) != alter
+            or by_letter.get(letter, signature) != alter
+        ):
+            accidental = _ABC_ACCIDENTALS[alter]
+            by_octave[(letter, octave)] = alter
+            by_letter[letter] = alter
+        if octave >= 5:
+            name = letter.lower() + "'" * (octave - 5)
+        else:
+            name = letter + "," * (4 - octave)
+        return f"{accidental}{name}{length}{'-' if written.tie_forward else ''}"
+
+    pieces: list[tuple[Fraction, str]] = []
+    for group in measure.groups:
+        notes = group.notes
+        if group.is_tuplet and max(group.actual, group.normal) <= _ABC_MAX_DIGIT:
+            texts = [note_text(written) for written in notes]
+            # "(p:q:r" scales the next r notes, so a long group is written as
+            # several that each fit the single digit readers take for r.
+            for first in range(0, len(texts), _ABC_MAX_DIGIT):
+                chunk = texts[first : first + _ABC_MAX_DIGIT]
+                opening = f"({group.actual}:{group.normal}:{len(chunk)}"
+                if (group.actual, group.normal) == (3, 2) and len(chunk) == 3:
+                    opening = "(3"  # the usual triplet needs no more
+                pieces.append((notes[first].start, opening + "".join(chunk)))
+        else:
+            # Plain notes; and a tuplet beyond ABC's single digits, as notes of
+            # their sounding lengths (like C4/15), which ABC allows.
+            sounding = group.is_tuplet
+            pieces.extend(
+                (written.start, note_text(written, sounding)) for written in notes
+            )
+    out = ""
+    for start, text in pieces:
+        if out and (start / beat).denominator == 1:
+            out += " "
+        out += text
+    return out
+
+
+def _abc_length(multiple: Fraction) -> str:
+    """A note length as a multiple of the unit length: "", "3", "/", "3/2", "/4"."""
+    if multiple == 1:
+        return ""
+    if multiple.denominator == 1:
+        return str(multiple.numerator)
+    if multiple.numerator == 1:
+        return "/" if multiple.denominator == 2 else f"/{multiple.denominator}"
+    return f"{multiple.numerator}/{multiple.denominator}"
