@@ -21,8 +21,8 @@ import torch
 from melodyvae.core.losses import kl_divergence, total_ar_loss
 from melodyvae.music.corpora import load_corpus
 from melodyvae.music.model import MeasureVAE, MeasureVAEConfig
-from melodyvae.music.tokens import Vocabulary, grid_for_meter
-from melodyvae.music.training import DEFAULT_METERS, corpus_split
+from melodyvae.music.tokens import Vocabulary
+from melodyvae.music.training import FOUR_BEAT_METERS, corpus_split
 
 
 def measures_per_second(
@@ -58,10 +58,7 @@ def main() -> None:
     args = parser.parse_args()
 
     vocab = Vocabulary()
-    grid = grid_for_meter("4/4")
-    split = corpus_split(
-        load_corpus("folk", vocab=vocab), "train", grid, DEFAULT_METERS
-    )
+    split = corpus_split(load_corpus("folk", vocab=vocab), "train", FOUR_BEAT_METERS)
     tokens = torch.from_numpy(split.inputs)
     attributes = torch.as_tensor(split.attributes, dtype=torch.float32)
     torch.manual_seed(0)

@@ -132,6 +132,12 @@ voice_option = click.option(
     type=click.IntRange(0),
     help="Which voice of that part (ABC V: voices, MusicXML voices), from 0.",
 )
+as_written_option = click.option(
+    "--as-written",
+    is_flag=True,
+    help="Read repeats and first/second endings as written, each written bar "
+    "once. Default: in the order they are played (|: A :| gives A A).",
+)
 seed_option = click.option(
     "--seed",
     default=0,
@@ -256,10 +262,14 @@ def _write_series(
     write_all(melodies, paths[-1])
 
 
-def _read_tune(path: Path, tune: int, part: int = 0, voice: int = 0):
+def _read_tune(
+    path: Path, tune: int, part: int = 0, voice: int = 0, as_written: bool = False
+):
     from melodyvae.music.reading import read_melodies
 
-    melodies = read_melodies(path, part=part, voice=voice)
+    melodies = read_melodies(
+        path, part=part, voice=voice, expand_repeats=not as_written
+    )
     if not 1 <= tune <= len(melodies):
         raise MelodyVAEError(
             f"{path}: tune {tune} requested, the file has {len(melodies)}"
@@ -348,6 +358,15 @@ def _fmt(value: float | None, name: str) -> str:
     "or train a model further).",
 )
 @click.option(
+    "--meters",
+    "meters_text",
+    default=None,
+    metavar="M1,M2,...",
+    help="Train on bars of these meters only, e.g. 4/4,2/2 for the 4-beat model. "
+    "Default: every meter with a grid (2/4, 3/4, 4/4, 2/2, 6/8, 9/8, 12/8) "
+    "the corpus has.",
+)
+@click.option(
     "--resume", is_flag=True, help="Continue an interrupted run of the same --out."
 )
 @force_option
@@ -366,12 +385,15 @@ def train(
     seed: int,
     device: str,
     init_from: Path | None,
+    meters_text: str | None,
     resume: bool,
     force: bool,
 ) -> None:
-    """Train an AR-VAE on the 4-beat bars (4/4, 2/2) of a corpus.
+    """Train an AR-VAE on the bars of a corpus.
 
-    The corpus is parsed once and cached; later runs start training at once.
+    By default one meter-aware model learns the bars of every meter with a grid;
+    --meters 4/4,2/2 trains the 4-beat model. The corpus is parsed once and
+    cached; later runs start training at once.
     Example: melodyvae train --corpus folk --epochs 30 -o runs/folk
     """
     from rich.progress import (
@@ -410,6 +432,7 @@ def train(
         max_transpose=max_transpose,
         teacher_forcing_start=teacher_forcing[0],
         teacher_forcing_end=teacher_forcing[1],
+        meters=_parse_meters(meters_text),
     )
     command = "melodyvae " + shlex.join(sys.argv[1:]) if sys.argv else ""
 
@@ -457,6 +480,23 @@ def train(
     metrics = result["test_metrics"]
     _print_metrics(metrics, title=f"{stem} on the held-out test split")
     click.echo(f"wrote {stem}.safetensors and {stem}.json")
+
+
+def _parse_meters(text: str | None) -> tuple[str, ...] | None:
+    """``4/4,2/2`` as a tuple of meters with a grid (None for None)."""
+    if text is None:
+        return None
+    from melodyvae.music.tokens import SUPPORTED_METERS
+
+    meters = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    unknown = [m for m in meters if m not in SUPPORTED_METERS]
+    if unknown or not meters:
+        raise click.BadParameter(
+            f"{text!r}: give meters among {', '.join(SUPPORTED_METERS)}, "
+            "separated by commas",
+            param_hint="--meters",
+        )
+    return meters
 
 
 def _check_device(device: str) -> None:
@@ -508,7 +548,7 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
 
 def _model_corpus(trained, split: str):
     """The split of the corpus ``trained`` was trained on, as a :class:`Split`."""
-    from melodyvae.music.training import corpus_split
+    from melodyvae.music.training import evaluation_meters, model_split
 
     corpus_name = trained.meta["corpus"]["name"]
     corpus = _load_corpus_with_progress(corpus_name, rebuild=False, vocab=trained.vocab)
@@ -518,7 +558,12 @@ def _model_corpus(trained, split: str):
             "on (another music21 or melodyvae version): splits may differ",
             corpus_name,
         )
-    return corpus, corpus_split(corpus, split, trained.grid, trained.meters)
+    if trained.meter_aware:
+        logger.info(
+            "meter-aware model: scored on its %s bars",
+            ", ".join(evaluation_meters(trained)),
+        )
+    return corpus, model_split(corpus, split, trained)
 
 
 def _refuse_checkpoint_overwrite(trained, path: Path) -> None:
@@ -667,6 +712,7 @@ def evaluate(
 )
 @part_option
 @voice_option
+@as_written_option
 @checkpoint_option
 @force_option
 def encode(
@@ -676,6 +722,7 @@ def encode(
     out: Path,
     part: int,
     voice: int,
+    as_written: bool,
     checkpoint: Path | None,
     force: bool,
 ) -> None:
@@ -703,7 +750,9 @@ def encode(
     if corpus_name is not None:
         built = _load_corpus_with_progress(corpus_name, False, vocab=trained.vocab)
         rows = built.select(trained.meters, None if split == "all" else split)
-        tokens = built.tokens[rows, : trained.grid.n_slots].astype(np.int64)
+        width = trained.model.config.n_slots
+        tokens = built.tokens[rows, :width].astype(np.int64)
+        bar_meters = list(built.meters[rows])
         tune, bar = built.tune[rows], built.bar_index[rows]
         titles = list(built.titles)
         source = built.name
@@ -711,24 +760,29 @@ def encode(
         from melodyvae.music.generation import encodable_bars
         from melodyvae.music.reading import read_melodies
 
-        melodies = read_melodies(file, part=part, voice=voice)
-        token_rows, tune_rows, bar_rows = [], [], []
+        melodies = read_melodies(
+            file, part=part, voice=voice, expand_repeats=not as_written
+        )
+        from melodyvae.music.tokens import pad_measures
+
+        token_rows, tune_rows, bar_rows, bar_meters = [], [], [], []
         for number, melody in enumerate(melodies):
             encodable = encodable_bars(trained, melody)
             for index in encodable.indices:
                 token_rows.append(encodable.tokens[index])
                 tune_rows.append(number)
                 bar_rows.append(index)
+                bar_meters.append(encodable.meters[index])
         if not token_rows:
             raise MelodyVAEError(f"{file}: no bar this model can take")
-        tokens = np.stack(token_rows).astype(np.int64)
+        tokens = pad_measures(token_rows)
         tune, bar = np.array(tune_rows), np.array(bar_rows)
         titles = [m.title for m in melodies]
         source = str(file)
     if len(tokens) == 0:
         raise MelodyVAEError(f"{source}: no bars of {', '.join(trained.meters)} here")
-    latents = encode_measures(trained, tokens)
-    values = compute_attributes(tokens, trained.grid)
+    latents = encode_measures(trained, tokens, bar_meters)
+    values = compute_attributes(tokens, bar_meters)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial.npz")
     np.savez_compressed(
@@ -806,6 +860,7 @@ def traverse(
         measures_to_melody,
     )
     from melodyvae.music.plots import traversal_grid
+    from melodyvae.music.tokens import grid_for_meter
     from melodyvae.music.writing import melody_to_midi
 
     trained = _load_model(checkpoint)
@@ -818,20 +873,25 @@ def traverse(
     if bar_spec is not None:
         if ":" not in bar_spec or not bar_spec.rpartition(":")[2].isdigit():
             raise MelodyVAEError(f"{bar_spec}: give --bar FILE:N with N a bar number")
-        like, bars = _bar_source(bar_spec, trained)
-        code = encode_measures(trained, np.stack(bars))[0]
+        like, bars, bar_meters = _bar_source(bar_spec, trained)
+        meter = bar_meters[0]
+        code = encode_measures(trained, np.stack(bars), bar_meters)[0]
         origin = f"bar {bar_spec.rpartition(':')[2]} of {like.title or bar_spec}"
     else:
+        meter = trained.meters[0]
         code = np.zeros(trained.model.config.latent_dim, dtype=np.float32)
         origin = "the prior's centre"
+    grid = grid_for_meter(meter)
     values = np.linspace(-span, span, steps, dtype=np.float32)
     dims = [trained.attribute_dims[name] for name in names]
     codes = np.repeat(code[None, None], len(names), axis=0).repeat(steps, axis=1)
     for row, dim in enumerate(dims):
         codes[row, :, dim] = values
-    decoded = decode_latents(trained, codes.reshape(len(names) * steps, -1))
+    decoded = decode_latents(
+        trained, codes.reshape(len(names) * steps, -1), [meter] * len(names) * steps
+    )
     decoded = decoded.reshape(len(names), steps, -1)
-    measured = compute_attributes(decoded.reshape(len(names) * steps, -1), trained.grid)
+    measured = compute_attributes(decoded.reshape(len(names) * steps, -1), grid)
     measured = measured.reshape(len(names), steps, -1)
     order = [ATTRIBUTE_CHOICES.index(n) for n in names]
     traversal_grid(
@@ -840,14 +900,18 @@ def traverse(
         values,
         names,
         dims,
-        trained.grid,
+        grid,
         trained.vocab,
         picture,
         title=f"{trained.path.name}: traversals from {origin}",
     )
     for row, path in enumerate(midi_paths):
         melody = measures_to_melody(
-            trained, decoded[row], title=f"{names[row]} traversal", like=like
+            trained,
+            decoded[row],
+            title=f"{names[row]} traversal",
+            like=like,
+            meters=meter,
         )
         melody_to_midi(melody, path)
     from rich.table import Table
@@ -886,6 +950,12 @@ def traverse(
     type=click.FloatRange(0, 100),
     help="0 = most likely tokens; higher = wilder (1 = the model's own odds).",
 )
+@click.option(
+    "--meter",
+    default=None,
+    help="Meter of the bars, e.g. 6/8 or 3/4 (one the model serves). "
+    "Default: the model's first meter.",
+)
 @seed_option
 @format_option("midi", "Output format (file suffix .mid, .musicxml or .abc).")
 @checkpoint_option
@@ -894,6 +964,7 @@ def sample(
     n_samples: int,
     out: Path,
     temperature: float,
+    meter: str | None,
     seed: int,
     output_format: str,
     checkpoint: Path | None,
@@ -906,20 +977,32 @@ def sample(
     Example: melodyvae sample --n 16 -o out/ --format musicxml
     """
     from melodyvae.music.attributes import compute_attributes
-    from melodyvae.music.generation import measures_to_melody, sample_measures
+    from melodyvae.music.generation import (
+        check_meter,
+        measures_to_melody,
+        sample_measures,
+    )
+    from melodyvae.music.tokens import grid_for_meter
 
     trained = _load_model(checkpoint)
+    meter = meter or trained.meters[0]
+    grid = grid_for_meter(meter)
+    check_meter(trained, meter)
     paths = _series_paths(out, "sample", n_samples, force, output_format)
-    tokens = sample_measures(trained, n_samples, temperature=temperature, seed=seed)
+    tokens = sample_measures(
+        trained, n_samples, meter=meter, temperature=temperature, seed=seed
+    )
     melodies = [
-        measures_to_melody(trained, tokens[i : i + 1], title=path.stem)
+        measures_to_melody(trained, tokens[i : i + 1], title=path.stem, meters=meter)
         for i, path in enumerate(paths[:-1])
     ]
     _write_series(out, "sample", melodies, paths, output_format)
 
-    attributes = compute_attributes(tokens, trained.grid)
+    attributes = compute_attributes(tokens, grid)
     _attribute_table(
-        [p.name for p in paths[:-1]], attributes, title=f"{n_samples} samples in {out}"
+        [p.name for p in paths[:-1]],
+        attributes,
+        title=f"{n_samples} samples of {meter} in {out}",
     )
 
 
@@ -940,8 +1023,9 @@ def _attribute_table(labels: list[str], attributes, title: str) -> None:
 # -- interpolate ---------------------------------------------------------------
 
 
-def _bar_source(spec: str, trained) -> tuple[Any, list]:
-    """The melody and tokens of FILE (every usable bar) or FILE:N (bar N)."""
+def _bar_source(spec: str, trained) -> tuple[Any, list, list[str]]:
+    """The melody, tokens and meters of FILE (every usable bar) or FILE:N (bar
+    N)."""
     from melodyvae.music.generation import encodable_bars
 
     path_text, colon, bar_text = spec.rpartition(":")
@@ -956,11 +1040,16 @@ def _bar_source(spec: str, trained) -> tuple[Any, list]:
         if index not in encodable.tokens:
             why = encodable.reasons.get(index, "no such bar")
             raise MelodyVAEError(f"{path_text}: bar {index} cannot be used ({why})")
-        return melody, [encodable.tokens[index]]
+        return melody, [encodable.tokens[index]], [encodable.meters[index]]
     if not encodable.tokens:
         reasons = "; ".join(sorted(set(encodable.reasons.values()))[:3])
         raise MelodyVAEError(f"{path_text}: no bar this model can take ({reasons})")
-    return melody, [encodable.tokens[i] for i in encodable.indices]
+    indices = encodable.indices
+    return (
+        melody,
+        [encodable.tokens[i] for i in indices],
+        [encodable.meters[i] for i in indices],
+    )
 
 
 @cli.command()
@@ -988,8 +1077,6 @@ def interpolate(
     or .abc files).
     Example: melodyvae interpolate tune.mid:1 tune.mid:4 --steps 8 -o out/
     """
-    import numpy as np
-
     from melodyvae.music.attributes import compute_attributes
     from melodyvae.music.generation import (
         decode_latents,
@@ -997,10 +1084,11 @@ def interpolate(
         interpolate_latents,
         measures_to_melody,
     )
+    from melodyvae.music.tokens import pad_measures
 
     trained = _load_model(checkpoint)
-    melody_a, bars_a = _bar_source(start, trained)
-    _, bars_b = _bar_source(end, trained)
+    melody_a, bars_a, meters_a = _bar_source(start, trained)
+    _, bars_b, meters_b = _bar_source(end, trained)
     n_bars = min(len(bars_a), len(bars_b))
     if len(bars_a) != len(bars_b):
         logger.warning(
@@ -1011,17 +1099,23 @@ def interpolate(
         )
     paths = _series_paths(out, "step", steps, force, output_format)
 
-    z_a = encode_measures(trained, np.stack(bars_a[:n_bars]))
-    z_b = encode_measures(trained, np.stack(bars_b[:n_bars]))
+    # Every step has A's meters (a pair of bars of two meters meets in A's).
+    meters_a, meters_b = meters_a[:n_bars], meters_b[:n_bars]
+    z_a = encode_measures(trained, pad_measures(bars_a[:n_bars]), meters_a)
+    z_b = encode_measures(trained, pad_measures(bars_b[:n_bars]), meters_b)
     path_codes = interpolate_latents(z_a, z_b, steps)  # (steps, n_bars, Z)
-    decoded = decode_latents(trained, path_codes.reshape(steps * n_bars, -1))
+    decoded = decode_latents(
+        trained, path_codes.reshape(steps * n_bars, -1), meters_a * steps
+    )
     decoded = decoded.reshape(steps, n_bars, -1)
     melodies = [
-        measures_to_melody(trained, decoded[i], title=path.stem, like=melody_a)
+        measures_to_melody(
+            trained, decoded[i], title=path.stem, like=melody_a, meters=meters_a
+        )
         for i, path in enumerate(paths[:-1])
     ]
     _write_series(out, "step", melodies, paths, output_format)
-    first_bars = compute_attributes(decoded[:, 0], trained.grid)
+    first_bars = compute_attributes(decoded[:, 0], [meters_a[0]] * steps)
     _attribute_table(
         [p.name for p in paths[:-1]],
         first_bars,
@@ -1098,7 +1192,10 @@ def _parse_bars(text: str | None, melody) -> set[int] | None:
     "--bars",
     "bar_text",
     default=None,
-    help="Only these bars, e.g. 5-8 or 1,3,9-12 (default: all).",
+    metavar="BARS",
+    help="Only these bars, e.g. 5-8, 3 or 1-4,9-12. A pickup is bar 0, the first "
+    "full bar is bar 1; bars count in the order played (with --as-written, as "
+    "written). Default: all.",
 )
 @click.option(
     "--tune",
@@ -1109,6 +1206,7 @@ def _parse_bars(text: str | None, melody) -> set[int] | None:
 )
 @part_option
 @voice_option
+@as_written_option
 @format_option(
     None,
     "Output format. Default: the one the suffix of -o names (.mid, .midi, "
@@ -1124,6 +1222,7 @@ def edit(
     tune: int,
     part: int,
     voice: int,
+    as_written: bool,
     output_format: str | None,
     checkpoint: Path | None,
     force: bool,
@@ -1131,9 +1230,18 @@ def edit(
     """Edit a tune by moving attribute axes of every bar, and write MIDI, MusicXML
     or ABC.
 
+    Bar numbers: a pickup is bar 0 and the first full bar is bar 1 (a tune
+    without a pickup starts at bar 1), counted in the order the bars are played
+    (with --as-written, as written). The pickup, the final bar, bars outside
+    --bars and bars the model cannot take keep every note of the input. A tune
+    outside the model's pitch window is moved by whole octaves for the model and
+    back for the output.
+
     Example: melodyvae edit tune.mid --attr note_density +1.5 -o tune-denser.xml
+
+    Example: melodyvae edit tune.abc --bars 5-8 --attr pitch_range 1 -o wider.mid
     """
-    from melodyvae.music.generation import edit_melody
+    from melodyvae.music.generation import UNSELECTED, edit_melody
 
     if not shifts:
         raise click.UsageError("give at least one --attr NAME DELTA")
@@ -1152,13 +1260,14 @@ def edit(
         raise MelodyVAEError(f"{out}: refusing to write over the input file")
     _refuse_overwrite([out], force)
     trained = _load_model(checkpoint)
-    melody = _read_tune(file, tune, part, voice)
-    edited, reports = edit_melody(
+    melody = _read_tune(file, tune, part, voice, as_written)
+    result = edit_melody(
         trained, melody, dict(shifts), bars=_parse_bars(bar_text, melody)
     )
+    reports = result.bars
     out.parent.mkdir(parents=True, exist_ok=True)
     write_one, _ = _writers(output_format)
-    write_one(edited, out)
+    write_one(result.melody, out)
 
     from rich.table import Table
 
@@ -1167,7 +1276,12 @@ def edit(
     for name in ATTRIBUTE_CHOICES:
         table.add_column(f"{ATTRIBUTE_HEADERS[name]}\nbefore → after", justify="right")
     table.add_column("note")
+    unselected = [r.index for r in reports if r.reason == UNSELECTED]
+    if unselected:
+        table.caption = f"bars {_bar_ranges(unselected)}: not in --bars, kept"
     for report in reports:
+        if report.reason == UNSELECTED:
+            continue
         if report.status != "edited":
             blank = [""] * len(ATTRIBUTE_CHOICES)
             table.add_row(
@@ -1178,10 +1292,45 @@ def edit(
             f"{_fmt(report.before[n], n)} → {_fmt(report.after[n], n)}"
             for n in ATTRIBUTE_CHOICES
         ]
-        table.add_row(str(report.index), *cells, "edited")
+        note = "edited" + (f" ({_octaves(report.octaves)})" if report.octaves else "")
+        table.add_row(str(report.index), *cells, note)
     _console().print(table)
+    if result.octave_moves:
+        click.echo(_octave_line(result.octave_moves, result.pitch_window))
     n_edited = sum(r.status == "edited" for r in reports)
     click.echo(f"edited {n_edited} of {len(reports)} bars; wrote {out}")
+
+
+def _octaves(octaves: int) -> str:
+    """``+1`` as "up 1 octave", ``-2`` as "down 2 octaves"."""
+    count = abs(octaves)
+    return f"{'up' if octaves > 0 else 'down'} {count} octave{'s' if count > 1 else ''}"
+
+
+def _octave_line(moves: dict[int, int], window: tuple[int, int]) -> str:
+    """One line saying which bars were moved by octaves for the model."""
+    by_move: dict[int, list[int]] = {}
+    for index, octaves in sorted(moves.items()):
+        by_move.setdefault(octaves, []).append(index)
+    parts = [
+        f"bar{'s' if len(bars) > 1 else ''} {_bar_ranges(bars)} {_octaves(octaves)}"
+        for octaves, bars in sorted(by_move.items(), key=lambda item: item[1][0])
+    ]
+    return (
+        f"outside the model's pitch window (MIDI {window[0]}-{window[1]}): moved "
+        f"{'; '.join(parts)} for the model, and back in the output"
+    )
+
+
+def _bar_ranges(numbers: list[int]) -> str:
+    """Sorted bar numbers as "1-4, 7"."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 # -- attributes ----------------------------------------------------------------
@@ -1194,14 +1343,19 @@ def edit(
 )
 @part_option
 @voice_option
-def attributes(file: Path, as_json: bool, part: int, voice: int) -> None:
+@as_written_option
+def attributes(
+    file: Path, as_json: bool, part: int, voice: int, as_written: bool
+) -> None:
     """The four attributes of every bar of every tune in FILE.
 
     Example: melodyvae attributes tune.abc --json
     """
     from melodyvae.music.measure import file_attributes
 
-    record = file_attributes(file, part=part, voice=voice)
+    record = file_attributes(
+        file, part=part, voice=voice, expand_repeats=not as_written
+    )
     for tune in record["tunes"]:
         for message in tune["warnings"]:
             logger.warning("%s (%s): %s", file.name, tune["title"], message)
@@ -1230,6 +1384,80 @@ def attributes(file: Path, as_json: bool, part: int, voice: int) -> None:
         console.print(table)
 
 
+# -- check ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON to stdout instead of tables."
+)
+@part_option
+@voice_option
+@as_written_option
+@checkpoint_option
+def check(
+    file: Path,
+    as_json: bool,
+    part: int,
+    voice: int,
+    as_written: bool,
+    checkpoint: Path | None,
+) -> None:
+    """Which bars of FILE the model can encode (and so edit), bar by bar; for the
+    others, why not and what would help.
+
+    The exit status is 0 whatever the bars are; 1 only when FILE or the model
+    cannot be read.
+
+    Example: melodyvae check tune.mid
+    """
+    from melodyvae.music.checking import check_file
+
+    trained = _load_model(checkpoint)
+    record = check_file(
+        file, trained, part=part, voice=voice, expand_repeats=not as_written
+    )
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+
+    from rich.table import Table
+
+    console = _console()
+    window = "MIDI {}-{}".format(*record["pitch_window"])
+    for tune in record["tunes"]:
+        table = Table(
+            title=f"{tune['title']}: {tune['n_usable']} of {tune['n_bars']} bars usable"
+        )
+        table.add_column("bar", justify="right")
+        table.add_column("meter")
+        table.add_column("usable")
+        table.add_column("problem")
+        table.add_column("what to do")
+        for bar in tune["bars"]:
+            label = f"{bar['index']}{' (pickup)' if bar['pickup'] else ''}"
+            if bar["usable"]:
+                note = f"[dim]{bar['note']}[/dim]" if bar["note"] else ""
+                table.add_row(label, bar["meter"], "[green]yes[/green]", note, "")
+                continue
+            problem = bar["problem"] or ""
+            # The meter and pickup problems say all their detail would.
+            if bar["detail"] and bar["problem"] not in ("meter not served", "pickup"):
+                problem += f"\n[dim]{bar['detail']}[/dim]"
+            table.add_row(
+                label, bar["meter"], "[red]no[/red]", problem, bar["advice"] or ""
+            )
+        if tune["warnings"]:
+            table.caption = "reader: " + "; ".join(tune["warnings"])
+        console.print(table)
+    click.echo(
+        f"{record['n_usable']} of {record['n_bars']} bars usable by "
+        f"{trained.path.name} (meters {', '.join(record['meters'])}; pitches "
+        f"{window})"
+    )
+
+
 # -- corpus --------------------------------------------------------------------
 
 
@@ -1249,7 +1477,7 @@ def corpus_info(name: str, rebuild: bool) -> None:
     from rich.table import Table
 
     from melodyvae.music.corpora import fraction_of_kept
-    from melodyvae.music.training import DEFAULT_METERS
+    from melodyvae.music.training import ALL_METERS, FOUR_BEAT_METERS
 
     built = _load_corpus_with_progress(name, rebuild)
     stats = built.stats
@@ -1265,10 +1493,21 @@ def corpus_info(name: str, rebuild: bool) -> None:
     table = Table(title="bars by meter")
     table.add_column("meter")
     table.add_column("bars", justify="right")
-    table.add_column("tokenised", justify="right")
+    table.add_column("kept (tokenised)", justify="right")
+    table.add_column("share kept", justify="right")
+    table.add_column("for training: train / valid / test", justify="right")
     for meter, count in stats["bars_by_meter"].items():
         kept = stats["bars_kept_by_meter"].get(meter, 0)
-        table.add_row(meter, str(count), str(kept))
+        rows = " / ".join(
+            str(len(built.select((meter,), s))) for s in ("train", "valid", "test")
+        )
+        table.add_row(
+            meter,
+            str(count),
+            str(kept),
+            f"{100 * kept / count:.1f} %" if count else "-",
+            rows if meter in ALL_METERS else "no grid",
+        )
     console.print(table)
     if stats["bars_skipped_by_reason"]:
         skipped = Table(title="bars skipped, by reason")
@@ -1277,15 +1516,23 @@ def corpus_info(name: str, rebuild: bool) -> None:
         for reason, count in stats["bars_skipped_by_reason"].items():
             skipped.add_row(reason, str(count))
         console.print(skipped)
-    model_rows = {
-        s: len(built.select(DEFAULT_METERS, s)) for s in ("train", "valid", "test")
-    }
-    share = fraction_of_kept(stats, DEFAULT_METERS)
+    for label, meters in (
+        ("the meter-aware model (every meter with a grid", ALL_METERS),
+        ("the 4-beat model (4/4, 2/2", FOUR_BEAT_METERS),
+    ):
+        model_rows = {
+            s: len(built.select(meters, s)) for s in ("train", "valid", "test")
+        }
+        console.print(
+            f"bars for {label}, no pickups): "
+            + ", ".join(f"{k} {v}" for k, v in model_rows.items())
+            + f"; {100 * fraction_of_kept(stats, meters):.1f} % of their bars "
+            "tokenised"
+        )
     console.print(
-        "bars for the 4-beat model (4/4, 2/2, no pickups): "
-        + ", ".join(f"{k} {v}" for k, v in model_rows.items())
-        + "; "
-        f"{100 * share:.1f} % of 4/4 and 2/2 bars tokenised"
+        f"bars kept, all meters: {100 * fraction_of_kept(stats):.1f} % "
+        f"({sum(stats['bars_kept_by_meter'].values())} of "
+        f"{sum(stats['bars_by_meter'].values())})"
     )
     for problem in stats["failed_files"][:10]:
         console.print(f"[red]unreadable:[/red] {problem}")

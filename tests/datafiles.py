@@ -20,6 +20,8 @@ UNREADABLE = {
     "huge_meter.krn",
     "huge_meter.musicxml",
     "zero_ticks_per_beat.mid",
+    "drums_only.mid",
+    "corrupt_track.mid",
 }
 READABLE_FILES = sorted(
     path.name

@@ -93,7 +93,7 @@ def test_edit_writes_midi_and_a_bar_table(tiny_model, tmp_path):
     args += ["-c", str(tiny_model["stem"])]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "edited 2 of 2 bars" in result.output
+    assert "edited 1 of 2 bars" in result.output  # the final bar is kept
     midi = mido.MidiFile(out)
     assert midi.length > 0
     pretty_midi.PrettyMIDI(str(out))
@@ -232,3 +232,127 @@ def test_init_from_starts_at_a_trained_model_and_records_it(tiny_model, tmp_path
         env=tiny_model["env"],
     )
     assert other.exit_code == 1 and "differs" in other.output
+
+
+# -- check: which bars a model can take (the shipped folk model) ---------------
+
+FOLK = json.loads((Path(__file__).parents[1] / "checkpoints" / "folk.json").read_text())
+
+
+def check_json(*args: str) -> dict:
+    result = CliRunner().invoke(cli, ["check", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_check_reports_the_model_it_checks_against():
+    record = check_json(str(DATA / "running_status.mid"))
+
+    assert record["meters"] == FOLK["meters"]
+    vocab = FOLK["vocabulary"]
+    assert record["pitch_window"] == [vocab["pitch_min"], vocab["pitch_max"]]
+    assert (record["n_usable"], record["n_bars"]) == (1, 1)
+
+
+def test_check_swung_timing_mid_says_to_quantise_the_off_grid_bar():
+    [tune] = check_json(str(DATA / "swung_timing.mid"))["tunes"]
+
+    first, second = tune["bars"]
+    assert first["usable"] and first["problem"] is None
+    assert not second["usable"]
+    assert second["problem"] == "off the grid"
+    assert second["detail"] == "off-grid onset: MIDI 62 at 0.6 ql"
+    assert second["advice"] == (
+        "quantise to sixteenths or eighth-note triplets in your DAW"
+    )
+
+
+def test_check_inline_meter_key_abc_names_the_meters_the_model_lacks():
+    [tune] = check_json(str(DATA / "inline_meter_key.abc"))["tunes"]
+
+    for bar in tune["bars"]:
+        served = bar["meter"] in FOLK["meters"]
+        assert bar["usable"] == served, bar
+        if not served:
+            assert bar["problem"] == "meter not served"
+            assert bar["advice"] == f"train a model with --meters {bar['meter']}"
+
+
+def test_check_pitch_above_127_abc_suggests_an_octave_transposition():
+    [tune] = check_json(str(DATA / "pitch_above_127.abc"))["tunes"]
+
+    assert tune["warnings"] == [
+        "1 note(s) outside MIDI's 0-127 (MIDI 132) moved by octaves into it"
+    ]
+    [bar] = tune["bars"]
+    assert bar["problem"] == "pitch outside the model's window"
+    # MIDI 120-127 fits a window of at least 8 semitones somewhere below.
+    low, high = FOLK["vocabulary"]["pitch_min"], FOLK["vocabulary"]["pitch_max"]
+    octaves = next(
+        k for k in range(1, 11) if low <= 120 - 12 * k <= 127 - 12 * k <= high
+    )
+    count = "an octave" if octaves == 1 else f"{octaves} octaves"
+    assert bar["advice"].startswith(f"transpose down {count} ")
+
+
+def test_check_counts_repeats_as_played_unless_as_written():
+    played = check_json(str(DATA / "repeats_and_endings.abc"))
+    written = check_json(str(DATA / "repeats_and_endings.abc"), "--as-written")
+
+    assert [t["n_bars"] for t in played["tunes"]] == [4, 5, 4]
+    assert [t["n_bars"] for t in written["tunes"]] == [2, 4, 2]
+    pickup = played["tunes"][1]["bars"][0]
+    assert (pickup["index"], pickup["pickup"], pickup["usable"]) == (0, True, False)
+
+
+def test_check_table_ends_with_a_summary_and_exits_0_with_unusable_bars():
+    result = CliRunner().invoke(cli, ["check", str(DATA / "swung_timing.mid")])
+
+    assert result.exit_code == 0, result.output
+    assert "quantise" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("1 of 2 bars usable by ")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("empty.abc", "empty.abc: empty file"),
+        ("corrupt_track.mid", "corrupt_track.mid: corrupt MIDI file"),
+        ("drums_only.mid", "drums_only.mid: only drum notes"),
+    ],
+)
+def test_check_of_an_unreadable_file_is_one_line_and_exit_1(name, message):
+    result = CliRunner().invoke(cli, ["check", str(DATA / name)])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"melodyvae: error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_attributes_reads_repeats_as_played_unless_as_written():
+    path = str(DATA / "repeats_and_endings.abc")
+    runner = CliRunner()
+    played = runner.invoke(cli, ["attributes", path, "--json"])
+    written = runner.invoke(cli, ["attributes", path, "--json", "--as-written"])
+
+    assert played.exit_code == written.exit_code == 0
+    played_bars = [len(t["bars"]) for t in json.loads(played.output)["tunes"]]
+    written_bars = [len(t["bars"]) for t in json.loads(written.output)["tunes"]]
+    assert (played_bars, written_bars) == ([4, 5, 4], [2, 4, 2])
+
+
+def test_encode_reads_repeats_as_played_unless_as_written(tmp_path):
+    # The first tune is 4/4: |: A B :|, two written bars.
+    import numpy as np
+
+    path = str(DATA / "repeats_and_endings.abc")
+    counts = []
+    for extra in ([], ["--as-written"]):
+        out = tmp_path / f"latents{len(extra)}.npz"
+        result = CliRunner().invoke(cli, ["encode", path, "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        with np.load(out) as arrays:
+            first_tune = arrays["tune"] == 0
+            counts.append(arrays["bar"][first_tune].tolist())
+    assert counts == [[1, 2, 3, 4], [1, 2]]

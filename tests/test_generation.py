@@ -1,5 +1,6 @@
 """Whole-tune editing mechanics, independent of any trained weights."""
 
+from dataclasses import replace
 from fractions import Fraction as F
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 from melodyvae.music.generation import (
     encodable_bars,
     interpolate_latents,
+    octave_moves,
     replace_bars,
 )
 from melodyvae.music.reading import read_melodies
@@ -71,3 +73,58 @@ def test_interpolation_includes_both_ends():
     assert path.shape == (5, 2, 3)
     assert np.allclose(path[0], 0) and np.allclose(path[-1], 1)
     assert np.allclose(path[2], 0.5)
+
+
+def test_octave_moves_bring_a_low_tune_into_the_window_and_back():
+    trained = four_beat_model()
+    reel = read_melodies(DATA / "ryans_mammoth_reels" / "BanjoReel.abc")[0]
+    low = replace(reel, notes=[replace(n, pitch=n.pitch - 24) for n in reel.notes])
+    full_bars = [bar.index for bar in reel.bars if not bar.pickup]
+
+    assert octave_moves(trained, reel) == {}
+    assert octave_moves(trained, low) == dict.fromkeys(full_bars, 2)
+    moved = encodable_bars(trained, low, move_octaves=True)
+    plain = encodable_bars(trained, reel)
+    # The model sees the bars of the tune as written, two octaves up ...
+    assert moved.indices == plain.indices == full_bars
+    assert all((moved.tokens[i] == plain.tokens[i]).all() for i in full_bars)
+    # ... and the bars it gives back are moved down again.
+    rebuilt = replace_bars(low, moved.tokens, trained, octaves=moved.octaves)
+    assert rebuilt.notes == low.notes
+    assert rebuilt.bars == low.bars
+
+    # A bar already inside the window moves with the rest of the tune.
+    bar5 = reel.bars[5]
+    mixed = replace(
+        low,
+        notes=[
+            replace(n, pitch=n.pitch + 24) if bar5.start <= n.onset < bar5.end else n
+            for n in low.notes
+        ],
+    )
+    moved = encodable_bars(trained, mixed, move_octaves=True)
+    assert moved.octaves[5] == 2
+    tokens = plain.tokens[5]
+    assert (moved.tokens[5] == np.where(tokens >= 2, tokens + 24, tokens)).all()
+    rebuilt = replace_bars(mixed, moved.tokens, trained, octaves=moved.octaves)
+    assert rebuilt.notes == mixed.notes
+
+
+def test_a_bar_wider_than_the_window_fits_no_octave():
+    trained = four_beat_model()
+    melody = read_melodies(DATA / "pickup.abc")[0]
+    bar1 = melody.bars[1]  # G4 B4 D5 B4
+    notes = [
+        replace(n, pitch=n.pitch - 45) if n.onset == bar1.start else n
+        for n in melody.notes
+    ]
+    wide = replace(melody, notes=notes)  # bar 1 spans MIDI 22-74
+
+    encodable = encodable_bars(trained, wide, move_octaves=True)
+
+    assert 1 not in encodable.tokens and 1 not in octave_moves(trained, wide)
+    assert encodable.reasons[1] == (
+        "pitches MIDI 22-74 do not fit the model's pitch window MIDI 48-96, "
+        "in any octave"
+    )
+    assert encodable.indices == [2, 3]

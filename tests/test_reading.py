@@ -48,6 +48,8 @@ READABLE_FILES = sorted(
         "smpte_timing.mid",
         "huge_delta_time.mid",
         "zero_ticks_per_beat.mid",
+        "drums_only.mid",
+        "corrupt_track.mid",
         "huge_duration.musicxml",
         "huge_meter.musicxml",
         "huge_meter.krn",
@@ -416,6 +418,16 @@ def test_inline_meter_key_abc_changes_meter_key_and_unit_length() -> None:
     assert bar_notes(melody, 4) == quarters("A4", "B-4")
 
 
+def test_key_change_line_abc_respells_the_notes_after_it() -> None:
+    # A K: line in the tune body (not inline): after K:F, B is B flat.
+    melody = read_one("key_change_line.abc")
+
+    assert melody.key == "G major"
+    assert melody.bars == regular_bars("4/4", F(4), 2)
+    assert bar_notes(melody, 0) == quarters("F#4", "G4", "A4", "B4")
+    assert bar_notes(melody, 1) == quarters("B-4", "C5", "D5", "B-4")
+
+
 def test_two_voices_abc_reads_one_voice_at_a_time() -> None:
     upper = read_melodies(DATA / "two_voices.abc")
     lower = read_melodies(DATA / "two_voices.abc", voice=1)
@@ -477,7 +489,9 @@ def test_file_header_fields_abc_apply_to_every_tune() -> None:
 
 
 def test_section_pickups_abc_joins_a_short_last_bar_and_the_next_pickup() -> None:
-    melody, after_double_bar = read_melodies(DATA / "section_pickups.abc")
+    melody, after_double_bar = read_melodies(
+        DATA / "section_pickups.abc", expand_repeats=False
+    )
 
     assert melody.bars == regular_bars("4/4", F(4), 8, pickup=True)
     assert bar_notes(melody, 0) == [(F(3), F(1), "D4")]
@@ -566,7 +580,7 @@ def test_meter_change_key_tempo_mid_follows_the_time_signature_map() -> None:
     assert melody.tempo_qpm == 90.0
 
 
-def test_humanised_timing_mid_rounds_to_the_96th_grid_but_keeps_tuplets() -> None:
+def test_humanised_timing_mid_snaps_near_grid_times_but_keeps_tuplets() -> None:
     melody = read_one("humanised_timing.mid")
 
     assert bar_notes(melody, 0) == [
@@ -575,6 +589,10 @@ def test_humanised_timing_mid_rounds_to_the_96th_grid_but_keeps_tuplets() -> Non
         (F(3, 2), F(1, 2), "E4"),  # on at tick 721 -> 1.5 ql
         (F(2), F(1, 5), "F4"),  # 96 ticks: an exact quintuplet
         (F(11, 5), F(1, 5), "G4"),
+    ]
+    assert melody.warnings == [
+        "timing snapped to the grid: 4 note start(s)/end(s) moved by at most "
+        "0.00417 ql (tolerance 1/24 ql)"
     ]
 
 
@@ -591,9 +609,29 @@ def test_not_midi_mid_is_a_clear_error() -> None:
         read_melodies(DATA / "not_midi.mid")
 
 
-def test_smpte_timing_mid_is_refused() -> None:
-    with pytest.raises(ReadError, match=r"^smpte_timing\.mid: uses SMPTE time-code"):
+def test_smpte_timing_mid_without_a_tempo_is_refused() -> None:
+    with pytest.raises(
+        ReadError,
+        match=r"^smpte_timing\.mid: uses SMPTE time-code timing and has no tempo "
+        r"event, so where its beats fall is unknown$",
+    ):
         read_melodies(DATA / "smpte_timing.mid")
+
+
+def test_smpte_with_tempo_mid_places_beats_by_its_tempo_map() -> None:
+    # 25 frames x 40 ticks a second; at 100 qpm a quarter is 600 ticks. Notes
+    # start and end up to 6 ticks (6 ms) off the beat.
+    melody = read_one("smpte_with_tempo.mid")
+
+    assert melody.bars == regular_bars("3/4", F(3), 2)
+    assert bar_notes(melody, 0) == quarters("G4", "B4", "D5")
+    assert bar_notes(melody, 1) == [(F(0), F(3), "C5")]
+    assert melody.tempo_qpm == 100.0
+    assert melody.warnings == [
+        "SMPTE time-code timing (25 frames per second): beats placed by its tempo map",
+        "timing snapped to the grid: 3 note start(s)/end(s) moved by at most "
+        "0.0104 ql (tolerance 1/24 ql)",
+    ]
 
 
 def test_midi_has_no_voices() -> None:
@@ -984,3 +1022,194 @@ def test_mxl_that_unpacks_past_the_size_limit_is_refused(
         ReadError, match=r"^bomb\.mxl: unpacks to more than 1000 bytes$"
     ):
         read_melodies(path)
+
+
+# ----------------------------------------------------------------------------------
+# Repeats, endings and other real-file shapes
+
+
+def test_repeats_and_endings_abc_are_read_in_played_order() -> None:
+    simple, endings, implied = read_melodies(DATA / "repeats_and_endings.abc")
+
+    # |: A :| -> A A
+    a, b = quarters("C4", "D4", "E4", "F4"), quarters("G4", "A4", "B4", "C5")
+    assert simple.bars == regular_bars("4/4", F(4), 4)
+    assert [bar_notes(simple, i) for i in range(4)] == [a, b, a, b]
+
+    # D |: A |1 B :|2 C |] -> D A B A C; the pickup stays bar 0, and the first
+    # ending's short bar is padded with rest.
+    assert endings.pickup_length == F(1)
+    assert endings.bars == regular_bars("3/4", F(3), 5, pickup=True)
+    assert bar_notes(endings, 0) == [(F(2), F(1), "D4")]
+    assert bar_notes(endings, 1) == quarters("G4", "A4", "B4")
+    assert bar_notes(endings, 2) == [(F(0), F(2), "C5"), (F(2), F(1), "D4")]
+    assert bar_notes(endings, 3) == quarters("G4", "A4", "B4")
+    assert bar_notes(endings, 4) == [(F(0), F(3), "D5")]
+
+    # A :| B :| -> A A B B: the second :| goes back to the first, not the start.
+    assert [bar_notes(implied, i) for i in range(4)] == [
+        quarters("C4", "D4"),
+        quarters("C4", "D4"),
+        quarters("E4", "F4"),
+        quarters("E4", "F4"),
+    ]
+    assert all(not melody.warnings for melody in (simple, endings, implied))
+
+
+def test_repeats_and_endings_abc_as_written_keeps_each_bar_once() -> None:
+    simple, endings, implied = read_melodies(
+        DATA / "repeats_and_endings.abc", expand_repeats=False
+    )
+
+    assert len(simple.bars) == 2
+    assert endings.bars == regular_bars("3/4", F(3), 4, pickup=True)
+    assert bar_notes(endings, 2) == [(F(0), F(2), "C5"), (F(2), F(1), "D4")]
+    assert bar_notes(endings, 3) == [(F(0), F(3), "D5")]
+    assert len(implied.bars) == 2
+
+
+def test_repeats_and_endings_musicxml_are_read_in_played_order() -> None:
+    # Written (music21): G4 A4 B4 |: C5 D5 E5 |1 F5 (3) :|2 G5 (3) |] in 3/4.
+    melody = read_one("repeats_and_endings.musicxml")
+    written = read_one("repeats_and_endings.musicxml", expand_repeats=False)
+
+    section = quarters("C5", "D5", "E5")
+    assert melody.bars == regular_bars("3/4", F(3), 5)
+    assert [bar_notes(melody, i) for i in range(5)] == [
+        quarters("G4", "A4", "B4"),
+        section,
+        [(F(0), F(3), "F5")],
+        section,
+        [(F(0), F(3), "G5")],
+    ]
+    assert len(written.bars) == 4
+    assert bar_notes(written, 3) == [(F(0), F(3), "G5")]
+
+
+def test_common_and_cut_time_abc_are_4_4_and_2_2() -> None:
+    common, cut = read_melodies(DATA / "common_and_cut_time.abc")
+
+    assert common.bars == regular_bars("4/4", F(4), 2)
+    assert bar_notes(common, 1) == quarters("G4", "A4", "B4", "C5")
+    assert cut.bars == regular_bars("2/2", F(4), 2)
+    assert bar_notes(cut, 0) == quarters("C5", "B4", "A4", "G4")
+
+
+def test_pitch_above_127_abc_is_moved_into_midi_range_with_a_warning() -> None:
+    # c''''' is C10, MIDI 132: music21 alone folds it to 120 without a word.
+    melody = read_one("pitch_above_127.abc")
+
+    assert [n.pitch for n in melody.notes] == [120, 120, 127, 120]
+    assert melody.warnings == [
+        "1 note(s) outside MIDI's 0-127 (MIDI 132) moved by octaves into it"
+    ]
+
+
+def test_pitch_above_127_abc_never_transposes_out_of_the_model_window() -> None:
+    # Training transposes bars at random (training.make_batch_maker) within the
+    # bounds of tokens.transposition_bounds: a bar at the top of MIDI cannot go up.
+    from melodyvae.music.tokens import (
+        Vocabulary,
+        melody_to_bar_tokens,
+        transpose_tokens,
+        transposition_bounds,
+    )
+
+    vocab = Vocabulary(pitch_min=0, pitch_max=127)
+    [tokens] = melody_to_bar_tokens(read_one("pitch_above_127.abc"), vocab)
+    bars = tokens[None]
+    down, up = transposition_bounds(bars, vocab)
+    assert (int(down[0]), int(up[0])) == (-120, 0)
+    moved = transpose_tokens(bars, down, vocab)
+    pitches = [vocab.token_to_pitch(t) for t in moved[0] if t >= 2]
+    assert min(pitches) == 0 and max(pitches) == 7
+
+
+def test_two_parts_musicxml_reads_each_part_at_sounding_pitch() -> None:
+    flute = read_one("two_parts.musicxml")
+    # The clarinet in B-flat is written D4 E4 F#4 G4 | A4, a tone above its sound.
+    clarinet = read_one("two_parts.musicxml", part=1)
+
+    assert bar_notes(flute, 0) == quarters("C5", "D5", "E5", "F5")
+    assert bar_notes(clarinet, 0) == quarters("C4", "D4", "E4", "F4")
+    assert bar_notes(clarinet, 1) == [(F(0), F(4), "G4")]
+    with pytest.raises(ReadError, match=r"has 2 pitched part\(s\); part=2 requested"):
+        read_melodies(DATA / "two_parts.musicxml", part=2)
+
+
+def test_running_status_mid_reads_note_offs_without_status_bytes() -> None:
+    # One track: note-offs are note-ons of velocity 0 sent under running status.
+    melody = read_one("running_status.mid")
+
+    assert melody.bars == regular_bars("4/4", F(4), 1)
+    assert bar_notes(melody, 0) == quarters("C4", "D4", "E4", "F4")
+
+
+def test_meter_change_on_other_track_mid_applies_to_the_melody() -> None:
+    # Track 0 holds only a tempo; 3/4 is on the melody track, and the change to
+    # 2/4 (with a faster tempo) on the bass track.
+    melody = read_one("meter_change_on_other_track.mid")
+
+    assert melody.bars == [Bar(1, F(0), F(3), "3/4"), Bar(2, F(3), F(2), "2/4")]
+    assert bar_notes(melody, 0) == quarters("G4", "B4", "D5")
+    assert bar_notes(melody, 1) == quarters("C5", "D5")
+    assert melody.tempo_qpm == 100.0
+    assert melody.warnings == []
+
+
+def test_high_resolution_15360_mid_snaps_humanised_times_and_says_so() -> None:
+    # 15360 ticks per quarter; notes start and end up to 200 ticks off the beat,
+    # and an exact eighth triplet (5120 ticks) with one start 7 ticks late.
+    melody = read_one("high_resolution_15360.mid")
+
+    assert melody.bars == regular_bars("4/4", F(4), 2)
+    assert bar_notes(melody, 0) == quarters("C4", "D4", "E4", "F4")
+    third = F(1, 3)
+    assert bar_notes(melody, 1) == [
+        (F(0), third, "G4"),
+        (third, third, "A4"),
+        (2 * third, third, "B4"),
+        (F(1), F(3), "C5"),
+    ]
+    assert melody.warnings == [
+        "timing snapped to the grid: 8 note start(s)/end(s) moved by at most "
+        "0.013 ql (tolerance 1/24 ql)"
+    ]
+
+
+def test_swung_timing_mid_keeps_triplet_swing_and_leaves_light_swing_off_grid() -> None:
+    from melodyvae.music.measure import FULL_RANGE
+    from melodyvae.music.tokens import BarSkipped, melody_to_bar_tokens
+
+    melody = read_one("swung_timing.mid")
+
+    # Bar 1 swings 2:1, which is the triplet grid; bar 2 swings 60:40 (288 of 480
+    # ticks), 0.067 ql from the nearest slot: beyond the snapping tolerance.
+    pairs = [("C4", "D4"), ("E4", "F4"), ("G4", "A4"), ("B4", "C5")]
+    assert bar_notes(melody, 0) == [
+        note
+        for beat, (long, short) in enumerate(pairs)
+        for note in ((beat, F(2, 3), long), (beat + F(2, 3), F(1, 3), short))
+    ]
+    assert bar_notes(melody, 1)[:2] == [(F(0), F(3, 5), "C4"), (F(3, 5), F(2, 5), "D4")]
+    assert melody.warnings == []
+    first, second = melody_to_bar_tokens(melody, FULL_RANGE)
+    assert not isinstance(first, BarSkipped)
+    assert isinstance(second, BarSkipped)
+    assert str(second) == "off-grid onset: MIDI 62 at 0.6 ql"
+
+
+def test_drums_only_mid_is_a_clear_error() -> None:
+    with pytest.raises(ReadError, match=r"^drums_only\.mid: only drum notes$"):
+        read_melodies(DATA / "drums_only.mid")
+
+
+def test_corrupt_track_mid_names_the_problem() -> None:
+    # A valid header, then a track whose first event has no status byte.
+    with pytest.raises(ReadError) as caught:
+        read_melodies(DATA / "corrupt_track.mid")
+
+    assert str(caught.value) == (
+        "corrupt_track.mid: corrupt MIDI file "
+        "(OSError: running status without last_status)"
+    )

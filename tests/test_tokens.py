@@ -1,21 +1,28 @@
 """Bars to tokens and back: exact slots, skips with reasons, round trips."""
 
 from fractions import Fraction as F
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from melodyvae.music.melody import Bar, Melody, Note
+from melodyvae.music.reading import read_melodies
 from melodyvae.music.tokens import (
+    PAD,
     BarSkipped,
     Vocabulary,
     bar_to_tokens,
     bars_to_melody,
+    canonical_meter,
     grid_for_meter,
     melody_to_bar_tokens,
+    pad_measures,
     transpose_tokens,
     transposition_bounds,
 )
+
+DATA = Path(__file__).parent / "data"
 
 VOCAB = Vocabulary()
 HOLD, REST = VOCAB.hold, VOCAB.rest
@@ -168,3 +175,58 @@ def test_transposition_stays_inside_the_window():
     assert down.tolist() == [-1, 0] and up.tolist() == [2, 0]
     moved = transpose_tokens(bars, np.array([2, 0]), VOCAB)
     assert moved[0, 6] == tok(VOCAB.pitch_max) and moved[1, 0] == REST
+
+
+def _bar(events: dict[int, int], n_slots: int) -> list[int]:
+    """Token list: {slot: MIDI pitch}, hold elsewhere."""
+    tokens = [HOLD] * n_slots
+    for slot, pitch in events.items():
+        tokens[slot] = tok(pitch)
+    return tokens
+
+
+def test_a_real_6_8_bar_on_the_compound_grid():
+    # meter_6_8.abc bar 1, "GAB c2A" in eighths (L:1/8): G4 A4 B4 at 0, 0.5, 1 ql,
+    # C5 (a quarter) at 1.5, A4 at 2.5. Compound slots are sixths of a dotted
+    # quarter (0.25 ql apart): 0 → 0, 0.5 → 2, 1 → 4, 1.5 → 6, 2.5 → 10.
+    jig = read_melodies(DATA / "meter_6_8.abc")[0]
+    bars = melody_to_bar_tokens(jig, VOCAB)
+    assert [b.meter for b in jig.bars] == ["6/8"] * 3
+    assert bars[0].tolist() == _bar({0: 67, 2: 69, 4: 71, 6: 72, 10: 69}, 12)
+    # Bar 3, "G3 G3": two dotted quarters, one per beat.
+    assert bars[2].tolist() == _bar({0: 67, 6: 67}, 12)
+
+
+def test_a_real_3_4_bar_of_a_waltz():
+    # O'Neill's 593 (a waltz in F, music21's oneills1850), bar 3, "c2 (BAGF)":
+    # C5 a quarter at 0, then Bb4 A4 G4 F4 in eighths at 1, 1.5, 2, 2.5 ql, which
+    # are slots 6, 9, 12, 15 of the simple grid (beat fractions 0, 1/4, 1/3, 1/2 …).
+    waltz = read_melodies(DATA / "waltz_3_4.abc")[0]
+    bars = melody_to_bar_tokens(waltz, VOCAB)
+    assert {b.meter for b in waltz.bars} == {"3/4"}
+    assert bars[2].tolist() == _bar({0: 72, 6: 70, 9: 69, 12: 67, 15: 65}, 18)
+
+
+@pytest.mark.parametrize("name", ["meter_6_8.abc", "waltz_3_4.abc"])
+def test_real_tunes_round_trip_tokens_melody_tokens(name):
+    tune = read_melodies(DATA / name)[0]
+    bars = melody_to_bar_tokens(tune, VOCAB)
+    assert not any(isinstance(b, BarSkipped) for b in bars)
+    rebuilt = bars_to_melody(bars, [b.meter for b in tune.bars], VOCAB)
+    assert rebuilt.notes == tune.notes
+    again = melody_to_bar_tokens(rebuilt, VOCAB)
+    assert [b.tolist() for b in again] == [b.tolist() for b in bars]
+
+
+def test_meters_of_one_grid_share_a_canonical_name_and_padding():
+    assert canonical_meter("2/2") == "4/4"
+    assert canonical_meter("6/8") == "6/8"
+    padded = pad_measures([np.array([1, 2]), np.array([3, 4, 5, 6])])
+    assert padded.tolist() == [[1, 2, PAD, PAD], [3, 4, 5, 6]]
+    # Padding past a bar's slots is ignored when it becomes notes again.
+    bar = np.array(_bar({0: 67, 6: 67}, 12) + [PAD] * 12)
+    m = bars_to_melody([bar], ["6/8"], VOCAB)
+    assert [(n.onset, n.duration, n.pitch) for n in m.notes] == [
+        (0, F(3, 2), 67),
+        (F(3, 2), F(3, 2), 67),
+    ]

@@ -286,3 +286,119 @@ def test_the_instrument_is_one_program_change_before_the_first_note(
         )
         assert melody_track.index(changes[0]) < first_note
         assert pretty_midi.PrettyMIDI(str(out)).instruments[0].program == program
+
+
+def test_the_melodys_own_instrument_is_written_and_read_back(tmp_path: Path) -> None:
+    [melody] = read_melodies(DATA / "pickup.abc")
+    assert melody.program is None  # ABC names no instrument
+    out = tmp_path / "piano.mid"
+    melody_to_midi(melody, out)
+    assert read_melodies(out)[0].program == 0
+
+    violin = tmp_path / "violin.mid"
+    melody_to_midi(replace(melody, program=40), violin)
+
+    assert pretty_midi.PrettyMIDI(str(violin)).instruments[0].program == 40
+    assert read_melodies(violin)[0].program == 40
+    # An explicit program wins over the melody's.
+    melody_to_midi(replace(melody, program=40), out, program=73)
+    assert read_melodies(out)[0].program == 73
+
+
+def test_a_program_change_on_the_conductor_track_names_the_instrument(
+    tmp_path: Path,
+) -> None:
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    conductor = mido.MidiTrack(
+        [
+            mido.MetaMessage("time_signature", numerator=4, denominator=4),
+            mido.Message("program_change", channel=0, program=71, time=0),
+        ]
+    )
+    notes = mido.MidiTrack(
+        [
+            mido.Message("note_on", note=60, velocity=80, time=0),
+            mido.Message("note_off", note=60, velocity=0, time=1920),
+        ]
+    )
+    midi.tracks.extend([conductor, notes])
+    path = tmp_path / "clarinet.mid"
+    midi.save(path)
+
+    assert read_melodies(path)[0].program == 71
+
+
+def test_times_off_the_480_grid_are_written_exactly(tmp_path: Path) -> None:
+    # A grace run in a triplet (O'Neill's "The Maiden") has onsets in 36ths of a
+    # quarter note, which 480 ticks per quarter cannot hold.
+    onsets = [F(2), F(73, 36), F(37, 18), F(25, 12), F(19, 9), F(3)]
+    notes = [
+        Note(onset, end - onset, 60 + i)
+        for i, (onset, end) in enumerate(zip(onsets, [*onsets[1:], F(4)], strict=True))
+    ]
+    melody = Melody("m", notes, [Bar(0, F(0), F(4), "4/4")])
+    out = tmp_path / "graces.mid"
+
+    melody_to_midi(melody, out)
+
+    assert mido.MidiFile(out).ticks_per_beat == 1440
+    assert read_melodies(out)[0].notes == notes
+    # Times 480 ticks per quarter hold keep that resolution.
+    [tune] = read_melodies(DATA / "pickup.abc")
+    melody_to_midi(tune, out)
+    assert mido.MidiFile(out).ticks_per_beat == 480
+
+
+def test_a_musicxml_instrument_is_kept_in_the_midi(tmp_path: Path) -> None:
+    from music21 import instrument, meter, note, stream
+
+    part = stream.Part()
+    part.insert(0, instrument.Violin())  # <midi-program>41</midi-program>, 1-based
+    measure = stream.Measure()
+    measure.timeSignature = meter.TimeSignature("4/4")
+    measure.append(note.Note("C5", quarterLength=4))
+    part.append(measure)
+    score = stream.Score()
+    score.insert(0, part)
+    score.write("musicxml", fp=tmp_path / "violin.musicxml")
+    out = tmp_path / "violin.mid"
+
+    [melody] = read_melodies(tmp_path / "violin.musicxml")
+    melody_to_midi(melody, out)
+
+    assert melody.program == 40
+    assert pretty_midi.PrettyMIDI(str(out)).instruments[0].program == 40
+
+
+def test_a_dotted_sixteenth_and_a_thirty_second_are_not_snapped_to_thirds(
+    tmp_path: Path,
+) -> None:
+    # A MIDI file from elsewhere (no melodyvae pickup text): 3/8 ql lies exactly
+    # half-way between the grid points 1/4 and 1/3, so it is not moved.
+    midi = mido.MidiFile(type=1, ticks_per_beat=480)
+    track = mido.MidiTrack(
+        [mido.MetaMessage("time_signature", numerator=4, denominator=4)]
+    )
+    now = 0
+    for tick, kind, pitch in [
+        (0, "note_on", 60),
+        (180, "note_off", 60),
+        (180, "note_on", 62),
+        (240, "note_off", 62),
+        (240, "note_on", 64),
+        (1920, "note_off", 64),
+    ]:
+        track.append(mido.Message(kind, note=pitch, velocity=80, time=tick - now))
+        now = tick
+    midi.tracks.append(track)
+    path = tmp_path / "strathspey.mid"
+    midi.save(path)
+
+    [melody] = read_melodies(path)
+
+    assert [(n.onset, n.duration) for n in melody.notes] == [
+        (0, F(3, 8)),
+        (F(3, 8), F(1, 8)),
+        (F(1, 2), F(7, 2)),
+    ]
+    assert not melody.warnings

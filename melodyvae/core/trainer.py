@@ -4,8 +4,9 @@ The domain supplies a model whose ``forward(x, **kwargs)`` returns an object wit
 ``mu``, ``logvar`` and ``z`` and which has ``reconstruction_loss(output, x)`` and
 ``reconstruction_hits(output, x)``; the data as arrays with one attribute row per
 example; and a function turning an index batch into input tensors (where on-the-fly
-augmentation happens). The loop owns epochs, the optimiser, validation, the
-best-on-validation choice and resuming.
+augmentation happens). Examples may carry a group label (e.g. a measure's meter):
+then every batch holds one group only, and the batch maker is told which. The loop
+owns epochs, the optimiser, validation, the best-on-validation choice and resuming.
 
 Each epoch is seeded from ``(seed, epoch)``, so a run resumed after epoch k draws the
 same batches as an uninterrupted one.
@@ -30,7 +31,8 @@ from melodyvae.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
-BatchMaker = Callable[[np.ndarray, np.random.Generator | None], torch.Tensor]
+# make_batch(inputs, rng) → model input; with grouped splits also group=label.
+BatchMaker = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -58,19 +60,54 @@ class TrainConfig:
 
 @dataclass
 class Split:
-    """Examples of one split: model inputs (N, ...) and attributes (N, L)."""
+    """Examples of one split: model inputs (N, ...) and attributes (N, L).
+
+    ``groups`` (N,) int, if given, labels examples that may not share a batch with
+    other labels (measures of different lengths, say).
+    """
 
     inputs: np.ndarray
     attributes: np.ndarray
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
 
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator | None):
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+def _batches(
+    n: int,
+    batch_size: int,
+    rng: np.random.Generator | None,
+    groups: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Index batches; with ``groups``, each batch within one group, the batches of
+    all groups in random order (in group order without ``rng``)."""
+    if groups is None:
+        order = rng.permutation(n) if rng is not None else np.arange(n)
+        return [order[start : start + batch_size] for start in range(0, n, batch_size)]
+    batches = []
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        if rng is not None:
+            members = rng.permutation(members)
+        batches.extend(
+            members[start : start + batch_size]
+            for start in range(0, len(members), batch_size)
+        )
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def _make(
+    make_batch: BatchMaker,
+    split: Split,
+    index: np.ndarray,
+    rng: np.random.Generator | None,
+) -> Any:
+    if split.groups is None:
+        return make_batch(split.inputs[index], rng)
+    return make_batch(split.inputs[index], rng, group=int(split.groups[index[0]]))
 
 
 def _loss_terms(
@@ -105,8 +142,8 @@ def evaluate_split(
     hits = total = 0
     n_batches = 0
     with torch.no_grad():
-        for index in _batches(len(split), config.batch_size, None):
-            x = make_batch(split.inputs[index], None).to(config.device)
+        for index in _batches(len(split), config.batch_size, None, split.groups):
+            x = _make(make_batch, split, index, None).to(config.device)
             attributes = torch.as_tensor(
                 split.attributes[index], dtype=torch.float32, device=config.device
             )
@@ -177,7 +214,6 @@ def train(
         first_epoch = int(state["epoch"]) + 1
         logger.info("resuming after epoch %d", first_epoch - 1)
 
-    n_batches = math.ceil(len(train_split) / config.batch_size)
     for epoch in range(first_epoch, config.epochs + 1):
         started = time.perf_counter()
         for group in optimiser.param_groups:
@@ -187,10 +223,10 @@ def train(
         model.train()
         sums: dict[str, float] = {}
         hits = total = 0
-        for done, index in enumerate(
-            _batches(len(train_split), config.batch_size, rng), 1
-        ):
-            x = make_batch(train_split.inputs[index], rng).to(config.device)
+        batches = _batches(len(train_split), config.batch_size, rng, train_split.groups)
+        n_batches = len(batches)
+        for done, index in enumerate(batches, 1):
+            x = _make(make_batch, train_split, index, rng).to(config.device)
             attributes = torch.as_tensor(
                 train_split.attributes[index], dtype=torch.float32, device=config.device
             )

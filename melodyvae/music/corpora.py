@@ -31,6 +31,9 @@ import numpy as np
 from melodyvae.errors import MelodyVAEError, ReadError
 from melodyvae.music.melody import Melody
 from melodyvae.music.tokens import (
+    MAX_SLOTS,
+    PAD,
+    SUPPORTED_METERS,
     BarSkipped,
     Vocabulary,
     melody_to_bar_tokens,
@@ -39,8 +42,9 @@ from melodyvae.music.tokens import (
 logger = logging.getLogger(__name__)
 
 # Bump when reading or tokenisation changes what a build produces.
-EXTRACTION_VERSION = 1
-MAX_SLOTS = 24
+# 2: bars of every meter with a grid are kept for the meter-aware model, with
+#    per-meter skip counts.
+EXTRACTION_VERSION = 2
 FOLK_COLLECTIONS = ("oneills1850", "ryansMammoth", "airdsAirs", "miscFolk")
 ESSEN_COLLECTION = "essenFolksong"
 ESSEN_NOTICE = (
@@ -139,6 +143,7 @@ class _FileResult:
     pickup: list[bool] = field(default_factory=list)
     bars_by_meter: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
+    skipped_by_meter: Counter = field(default_factory=Counter)  # (meter, reason)
 
 
 def tune_key(melody: Melody) -> str:
@@ -161,7 +166,9 @@ def _read_file(task: tuple[str, int, int, int]) -> _FileResult:
     vocab = Vocabulary(pitch_min=pitch_min, pitch_max=pitch_max)
     result = _FileResult(path)
     try:
-        melodies = read_melodies(path, part=part)
+        # Written order: a repeated section is one set of bars, not two identical
+        # copies in training.
+        melodies = read_melodies(path, part=part, expand_repeats=False)
     except MelodyVAEError as error:
         result.error = str(error)
         return result
@@ -174,8 +181,9 @@ def _read_file(task: tuple[str, int, int, int]) -> _FileResult:
             result.bars_by_meter[bar.meter] += 1
             if isinstance(tokens, BarSkipped):
                 result.skipped[tokens.reason] += 1
+                result.skipped_by_meter[bar.meter, tokens.reason] += 1
                 continue
-            padded = np.full(MAX_SLOTS, -1, dtype=np.int16)
+            padded = np.full(MAX_SLOTS, PAD, dtype=np.int16)
             padded[: len(tokens)] = tokens
             result.tokens.append(padded)
             result.meters.append(bar.meter)
@@ -220,7 +228,7 @@ def _cache_stem(source: CorpusSource, key: str, cache_dir: Path) -> Path:
 class Corpus:
     """Tokenised bars of a corpus with their tunes, meters and splits.
 
-    ``tokens`` is (N, 24) int16, padded with -1 past the bar's slots; ``meters``,
+    ``tokens`` is (N, 24) int16, padded with -1 (PAD) past the bar's slots; ``meters``,
     ``tune``, ``bar_index`` and ``pickup`` are per bar; ``tune_split`` per tune.
     ``stats`` holds the counts shown by ``melodyvae corpus info``.
     """
@@ -272,6 +280,7 @@ def _assemble(source: CorpusSource, key: str, results: list[_FileResult]) -> Cor
     bars_by_meter: Counter = Counter()
     kept_by_meter: Counter = Counter()
     skipped: Counter = Counter()
+    skipped_by_meter: Counter = Counter()
     failed: list[str] = []
     for result in sorted(results, key=lambda r: r.path):
         if result.error is not None:
@@ -288,6 +297,10 @@ def _assemble(source: CorpusSource, key: str, results: list[_FileResult]) -> Cor
         bars_by_meter.update(result.bars_by_meter)
         kept_by_meter.update(result.meters)
         skipped.update(result.skipped)
+        skipped_by_meter.update(result.skipped_by_meter)
+    by_meter: dict[str, dict[str, int]] = {}
+    for (meter, reason), count in skipped_by_meter.most_common():
+        by_meter.setdefault(meter, {})[reason] = count
     tune_split = np.array([split_of(k) for k in keys], dtype="<U5")
     stats = {
         "corpus": source.name,
@@ -300,6 +313,8 @@ def _assemble(source: CorpusSource, key: str, results: list[_FileResult]) -> Cor
         "bars_by_meter": dict(bars_by_meter.most_common()),
         "bars_kept_by_meter": dict(kept_by_meter.most_common()),
         "bars_skipped_by_reason": dict(skipped.most_common()),
+        "bars_skipped_by_meter": by_meter,
+        "meters_with_grid": list(SUPPORTED_METERS),
     }
     return Corpus(
         name=source.name,
@@ -412,8 +427,13 @@ def load_corpus(
     return corpus
 
 
-def fraction_of_kept(stats: dict[str, Any], meters: tuple[str, ...]) -> float:
-    """Share of all bars of ``meters`` that were tokenised."""
+def fraction_of_kept(
+    stats: dict[str, Any], meters: tuple[str, ...] | None = None
+) -> float:
+    """Share of all bars of ``meters`` (default: of every meter) that were
+    tokenised."""
+    if meters is None:
+        meters = tuple(stats["bars_by_meter"])
     total = sum(stats["bars_by_meter"].get(m, 0) for m in meters)
     kept = sum(stats["bars_kept_by_meter"].get(m, 0) for m in meters)
     return kept / total if total else 0.0

@@ -13,6 +13,11 @@ the *other* attributes moved: the mean absolute difference from the same bar dec
 at its own code, in units of each attribute's standard deviation on the held-out
 bars, averaged over the other attributes (0 = untouched, 1 = a typical bar-to-bar
 difference).
+
+A meter-aware model is evaluated here on whatever bars the split holds, each
+decoded in its own meter; the command line gives it the 4/4 and 2/2 bars, so that
+its numbers compare with those of a 4-beat model (see
+:func:`melodyvae.music.training.evaluation_meters`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from melodyvae.core.metrics import disentanglement, spearman
 from melodyvae.core.trainer import Split
 from melodyvae.music.attributes import ATTRIBUTE_NAMES, compute_attributes
 from melodyvae.music.generation import decode_latents, encode_measures
-from melodyvae.music.training import TrainedModel
+from melodyvae.music.training import TrainedModel, split_meters
 
 TRAVERSAL_VALUES = np.linspace(-4.0, 4.0, 9)
 TRAVERSAL_BARS = 256
@@ -40,14 +45,20 @@ def evenly_spread(n: int, k: int) -> np.ndarray:
 
 
 def reconstruction(
-    trained: TrainedModel, tokens: np.ndarray, latents: np.ndarray
+    trained: TrainedModel,
+    tokens: np.ndarray,
+    latents: np.ndarray,
+    meters: np.ndarray | None = None,
 ) -> dict[str, float | None]:
-    """Free-running argmax token accuracy, over all slots and over onset slots."""
-    decoded = decode_latents(trained, latents)
+    """Free-running argmax token accuracy, over all slots and over onset slots.
+
+    ``meters`` gives each bar's meter (tokens padded with -1 are not scored there).
+    """
+    decoded = decode_latents(trained, latents, meters, width=tokens.shape[1])
     hits = decoded == tokens
     onsets = trained.vocab.is_onset(tokens)
     return {
-        "recon_accuracy": float(hits.mean()),
+        "recon_accuracy": float(hits[tokens >= 0].mean()),
         "onset_accuracy": float(hits[onsets].mean()) if onsets.any() else None,
     }
 
@@ -57,20 +68,26 @@ def traversal(
     latents: np.ndarray,
     attribute_sd: np.ndarray,
     values: np.ndarray = TRAVERSAL_VALUES,
+    meters: np.ndarray | None = None,
 ) -> dict[str, dict]:
-    """Traversal control of every regularised dim over the codes ``latents``."""
+    """Traversal control of every regularised dim over the codes ``latents``
+    (decoded in ``meters``, one per code; None: the model's default meter)."""
     n_bars = len(latents)
-    own = compute_attributes(decode_latents(trained, latents), trained.grid)
+    grid = trained.grid if meters is None else meters
+    repeated = None if meters is None else np.tile(meters, len(values))
+    own = compute_attributes(decode_latents(trained, latents, meters), grid)
     rho, crosstalk = {}, {}
     for index, (name, dim) in enumerate(
         zip(ATTRIBUTE_NAMES, trained.reg_dims, strict=True)
     ):
         codes = np.repeat(latents[None], len(values), axis=0)  # (V, N, Z)
         codes[:, :, dim] = values[:, None]
-        decoded = decode_latents(trained, codes.reshape(len(values) * n_bars, -1))
-        moved = compute_attributes(decoded, trained.grid).reshape(
-            len(values), n_bars, -1
+        decoded = decode_latents(
+            trained, codes.reshape(len(values) * n_bars, -1), repeated
         )
+        moved = compute_attributes(
+            decoded, trained.grid if repeated is None else repeated
+        ).reshape(len(values), n_bars, -1)
         coordinate = np.repeat(values, n_bars)
         rho[name] = spearman(coordinate, moved[:, :, index].reshape(-1))
         others = [i for i in range(len(ATTRIBUTE_NAMES)) if i != index]
@@ -108,11 +125,14 @@ def evaluate_split(
             progress(text)
 
     tokens, attributes = split.inputs, split.attributes
+    meters = split_meters(split, trained)
     stage("encoding")
-    latents = encode_measures(trained, tokens)
+    latents = encode_measures(trained, tokens, meters)
     stage("reconstructing")
     metrics: dict[str, Any] = {"n_measures": int(len(tokens))}
-    metrics.update(reconstruction(trained, tokens, latents))
+    if meters is not None:
+        metrics["meters"] = sorted(set(meters.tolist()))
+    metrics.update(reconstruction(trained, tokens, latents, meters))
     stage("disentanglement metrics")
     metrics.update(
         disentanglement(latents, attributes, ATTRIBUTE_NAMES, seed=METRIC_SEED)
@@ -127,5 +147,12 @@ def evaluate_split(
     subset = evenly_spread(len(tokens), traversal_bars)
     metrics["traversal_bars"] = int(len(subset))
     metrics["traversal_values"] = [float(v) for v in TRAVERSAL_VALUES]
-    metrics.update(traversal(trained, latents[subset], attributes.std(axis=0)))
+    metrics.update(
+        traversal(
+            trained,
+            latents[subset],
+            attributes.std(axis=0),
+            meters=None if meters is None else meters[subset],
+        )
+    )
     return metrics, latents

@@ -19,16 +19,21 @@ FULL_RANGE = Vocabulary(pitch_min=0, pitch_max=127)
 
 
 def file_attributes(
-    path: str | Path, *, part: int = 0, voice: int = 0
+    path: str | Path, *, part: int = 0, voice: int = 0, expand_repeats: bool = True
 ) -> dict[str, Any]:
     """Per tune and bar: meter, pickup, status and the four attributes.
 
     ``warnings`` lists what the reader assumed or repaired in each tune. Bars that
     cannot be put on the grid have ``status`` "skipped", a ``reason`` and
-    null attributes. Raises :class:`melodyvae.errors.ReadError` for unreadable files.
+    null attributes. ``expand_repeats`` reads repeats in played order (see
+    :func:`~melodyvae.music.reading.read_melodies`). Raises
+    :class:`melodyvae.errors.ReadError` for unreadable files.
     """
     tunes = []
-    for melody in read_melodies(path, part=part, voice=voice):
+    melodies = read_melodies(
+        path, part=part, voice=voice, expand_repeats=expand_repeats
+    )
+    for melody in melodies:
         bars = []
         for bar, tokens in zip(
             melody.bars, melody_to_bar_tokens(melody, FULL_RANGE), strict=True

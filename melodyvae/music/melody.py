@@ -63,7 +63,8 @@ class Melody:
     ``tempo_qpm`` quarter notes per minute (or None), ``source`` the file it came from.
     ``pickup_length`` is the notated length of the pickup in ql (0 without one).
     ``warnings`` lists what the reader assumed or repaired (e.g. "no time
-    signature: assumed 4/4").
+    signature: assumed 4/4"). ``program`` is the General MIDI instrument (0-127)
+    the input names (a MIDI program change, a MusicXML instrument), or None.
     """
 
     title: str
@@ -74,6 +75,7 @@ class Melody:
     source: str = ""
     pickup_length: Fraction = Fraction(0)
     warnings: list[str] = field(default_factory=list)
+    program: int | None = None
 
     def __post_init__(self) -> None:
         # Number bars as notation does: the pickup is 0, the first full bar 1.

@@ -9,22 +9,37 @@ token's embedding and a projection of the beat output. With teacher forcing ever
 previous token is known, so the tick GRU runs over all beats of the batch in one
 call; free-running decoding (generation, evaluation, scheduled sampling) goes token
 by token.
+
+A *meter-aware* model (``config.meters`` not empty) serves measures of several
+grids: a learned meter embedding is appended to the encoder's final states and to
+z wherever z enters the decoder (the beat GRU's initial state and its input at
+every beat), and the beat GRU runs one step per beat of the measure's meter. Every
+call takes measures of one length (meters with the same number of beats may share a
+call): training batches are grouped by meter, so no padding reaches the model. A
+model with empty ``config.meters`` is the single-grid model of ``n_beats`` beats.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from melodyvae.music.tokens import SLOTS_PER_BEAT
+from melodyvae.music.tokens import SLOTS_PER_BEAT, canonical_meter, grid_for_meter
 
 
 @dataclass(frozen=True)
 class MeasureVAEConfig:
-    """Architecture of :class:`MeasureVAE`; stored in every checkpoint."""
+    """Architecture of :class:`MeasureVAE`; stored in every checkpoint.
+
+    ``meters`` names the grids a meter-aware model knows, one canonical meter per
+    grid (see :func:`~melodyvae.music.tokens.canonical_meter`); empty for a
+    single-grid model, whose measures have ``n_beats`` beats. ``n_beats`` of a
+    meter-aware model is its longest measure.
+    """
 
     vocab_size: int
     n_beats: int = 4
@@ -35,17 +50,60 @@ class MeasureVAEConfig:
     latent_dim: int = 32
     mlp_size: int = 256
     beat_projection_dim: int = 32
+    meters: tuple[str, ...] = ()
+    meter_embedding_dim: int = 8
+
+    def __post_init__(self) -> None:
+        for meter in self.meters:
+            if canonical_meter(meter) != meter:
+                raise ValueError(f"model meter {meter} is not a canonical grid name")
+            if grid_for_meter(meter).n_beats > self.n_beats:
+                raise ValueError(f"meter {meter} has more than {self.n_beats} beats")
+        if len(set(self.meters)) != len(self.meters):
+            raise ValueError("a meter is listed twice")
 
     @property
     def n_slots(self) -> int:
         return self.n_beats * self.slots_per_beat
 
+    @property
+    def meter_aware(self) -> bool:
+        return bool(self.meters)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not self.meters:
+            # Single-grid models are described as before meters existed.
+            del data["meters"], data["meter_embedding_dim"]
+        else:
+            data["meters"] = list(self.meters)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> MeasureVAEConfig:
+        data = dict(data)
+        if "meters" in data:
+            data["meters"] = tuple(data["meters"])
         return cls(**data)
+
+
+@dataclass
+class MeasureBatch:
+    """Token measures (B, T) with the index (into ``config.meters``) of each one's
+    meter, (B,); ``meter`` is None for a single-grid model."""
+
+    tokens: torch.Tensor
+    meter: torch.Tensor | None = None
+
+    def to(self, device: str | torch.device) -> MeasureBatch:
+        meter = None if self.meter is None else self.meter.to(device)
+        return MeasureBatch(self.tokens.to(device), meter)
+
+
+def _unpack(x: torch.Tensor | MeasureBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(x, MeasureBatch):
+        return x.tokens, x.meter
+    return x, None
 
 
 @dataclass
@@ -80,13 +138,25 @@ class MeasureVAE(nn.Module):
             bidirectional=True,
             batch_first=True,
         )
-        n_states = 2 * c.n_layers * c.hidden_size
+        meter_dim = c.meter_embedding_dim if c.meter_aware else 0
+        if c.meter_aware:
+            self.meter_embedding = nn.Embedding(len(c.meters), meter_dim)
+            # Beats of each meter index (not a weight: rebuilt from the config).
+            self._meter_beats = np.array(
+                [grid_for_meter(m).n_beats for m in c.meters], dtype=np.int64
+            )
+        n_states = 2 * c.n_layers * c.hidden_size + meter_dim
         self.to_mu = _mlp(n_states, c.mlp_size, c.latent_dim)
         self.to_logvar = _mlp(n_states, c.mlp_size, c.latent_dim)
 
-        self.latent_to_beat_state = nn.Linear(c.latent_dim, c.n_layers * c.hidden_size)
+        self.latent_to_beat_state = nn.Linear(
+            c.latent_dim + meter_dim, c.n_layers * c.hidden_size
+        )
         self.beat_rnn = nn.GRU(
-            c.latent_dim, c.hidden_size, num_layers=c.n_layers, batch_first=True
+            c.latent_dim + meter_dim,
+            c.hidden_size,
+            num_layers=c.n_layers,
+            batch_first=True,
         )
         self.beat_to_tick_state = nn.Linear(c.hidden_size, c.n_layers * c.hidden_size)
         self.beat_projection = nn.Linear(c.hidden_size, c.beat_projection_dim)
@@ -100,11 +170,35 @@ class MeasureVAE(nn.Module):
 
     # -- encoder ---------------------------------------------------------------
 
-    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance of ``tokens`` (B, T) → (B, Z), (B, Z)."""
+    def _check_meter(self, meter: torch.Tensor | None) -> None:
+        if self.config.meter_aware and meter is None:
+            raise ValueError("a meter-aware model needs the meter of each measure")
+        if not self.config.meter_aware and meter is not None:
+            raise ValueError("this single-grid model takes no meters")
+
+    def n_beats_of(self, meter: torch.Tensor | None) -> int:
+        """Beats of the measures of one call (they must all have as many)."""
+        self._check_meter(meter)
+        if meter is None:
+            return self.config.n_beats
+        beats = np.unique(self._meter_beats[meter.cpu().numpy()])
+        if len(beats) != 1:
+            raise ValueError("measures of one call must have the same number of beats")
+        return int(beats[0])
+
+    def encode(
+        self, tokens: torch.Tensor, meter: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of ``tokens`` (B, T) → (B, Z), (B, Z).
+
+        ``meter`` (B,) gives each measure's meter index (meter-aware models only).
+        """
+        self._check_meter(meter)
         embedded = self.embedding(tokens)  # (B, T, E)
         _, final = self.encoder(embedded)  # (2·layers, B, H)
         states = final.transpose(0, 1).reshape(tokens.shape[0], -1)  # (B, 2·L·H)
+        if meter is not None:
+            states = torch.cat([states, self.meter_embedding(meter)], dim=1)
         return self.to_mu(states), self.to_logvar(states)
 
     # -- decoder ---------------------------------------------------------------
@@ -114,27 +208,38 @@ class MeasureVAE(nn.Module):
         state = torch.tanh(layer(x))  # (N, L·H)
         return state.view(-1, c.n_layers, c.hidden_size).transpose(0, 1).contiguous()
 
-    def _beats(self, z: torch.Tensor) -> torch.Tensor:
-        """Beat GRU outputs (B, n_beats, H): z is the input at every beat."""
-        c = self.config
+    def _beats(self, z: torch.Tensor, meter: torch.Tensor | None) -> torch.Tensor:
+        """Beat GRU outputs (B, n_beats, H): z (with the meter embedding of a
+        meter-aware model) is the input at every beat of the measure's meter."""
+        n_beats = self.n_beats_of(meter)
+        if meter is not None:
+            z = torch.cat([z, self.meter_embedding(meter)], dim=1)
         h0 = self._initial_state(self.latent_to_beat_state, z)  # (L, B, H)
-        inputs = z[:, None, :].expand(-1, c.n_beats, -1)  # (B, n_beats, Z)
+        inputs = z[:, None, :].expand(-1, n_beats, -1)  # (B, n_beats, Z)
         beats, _ = self.beat_rnn(inputs.contiguous(), h0)
         return beats
 
     def decode_teacher_forced(
-        self, z: torch.Tensor, targets: torch.Tensor
+        self,
+        z: torch.Tensor,
+        targets: torch.Tensor,
+        meter: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (B, T, V) with every previous token taken from ``targets`` (B, T)."""
         c = self.config
         batch = z.shape[0]
-        beats = self._beats(z)  # (B, nb, H)
+        beats = self._beats(z, meter)  # (B, nb, H)
+        n_beats = beats.shape[1]
+        if targets.shape[1] != n_beats * c.slots_per_beat:
+            raise ValueError(
+                f"measures of {targets.shape[1]} tokens for {n_beats} beats"
+            )
         start = torch.full(
             (batch, 1), c.vocab_size, dtype=targets.dtype, device=z.device
         )
         previous = torch.cat([start, targets[:, :-1]], dim=1)  # (B, T)
-        previous = previous.view(batch * c.n_beats, c.slots_per_beat)
-        flat_beats = beats.reshape(batch * c.n_beats, -1)  # (B·nb, H)
+        previous = previous.reshape(batch * n_beats, c.slots_per_beat)
+        flat_beats = beats.reshape(batch * n_beats, -1)  # (B·nb, H)
         projection = self.beat_projection(flat_beats)[:, None, :]  # (B·nb, 1, P)
         inputs = torch.cat(
             [
@@ -146,11 +251,12 @@ class MeasureVAE(nn.Module):
         h0 = self._initial_state(self.beat_to_tick_state, flat_beats)  # (L, B·nb, H)
         outputs, _ = self.tick_rnn(inputs, h0)  # (B·nb, 6, H)
         logits = self.to_logits(outputs)  # (B·nb, 6, V)
-        return logits.view(batch, c.n_slots, -1)
+        return logits.view(batch, n_beats * c.slots_per_beat, -1)
 
     def decode_free(
         self,
         z: torch.Tensor,
+        meter: torch.Tensor | None = None,
         *,
         temperature: float = 0.0,
         targets: torch.Tensor | None = None,
@@ -165,10 +271,10 @@ class MeasureVAE(nn.Module):
         """
         c = self.config
         batch = z.shape[0]
-        beats = self._beats(z)  # (B, nb, H)
+        beats = self._beats(z, meter)  # (B, nb, H)
         previous = torch.full((batch,), c.vocab_size, dtype=torch.long, device=z.device)
         all_logits, all_tokens = [], []
-        for beat in range(c.n_beats):
+        for beat in range(beats.shape[1]):
             beat_out = beats[:, beat]  # (B, H)
             state = self._initial_state(self.beat_to_tick_state, beat_out)
             projection = self.beat_projection(beat_out)  # (B, P)
@@ -197,38 +303,46 @@ class MeasureVAE(nn.Module):
 
     def forward(
         self,
-        tokens: torch.Tensor,
+        x: torch.Tensor | MeasureBatch,
         *,
         teacher_forcing: float = 1.0,
         sample_latent: bool = True,
     ) -> VAEOutput:
-        """Encode ``tokens`` (B, T), draw z, decode.
+        """Encode the measures ``x`` (tokens (B, T), or a :class:`MeasureBatch` for
+        a meter-aware model), draw z, decode.
 
         ``teacher_forcing`` 1 uses the batched teacher-forced decoder; below 1 runs
         the sequential decoder with scheduled sampling. ``sample_latent`` False
         decodes the posterior mean (evaluation).
         """
-        mu, logvar = self.encode(tokens)
+        tokens, meter = _unpack(x)
+        mu, logvar = self.encode(tokens, meter)
         if sample_latent:
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         else:
             z = mu
         if teacher_forcing >= 1.0:
-            logits = self.decode_teacher_forced(z, tokens)
+            logits = self.decode_teacher_forced(z, tokens, meter)
         else:
             _, logits = self.decode_free(
-                z, targets=tokens, teacher_forcing=teacher_forcing
+                z, meter, targets=tokens, teacher_forcing=teacher_forcing
             )
         return VAEOutput(logits=logits, mu=mu, logvar=logvar, z=z)
 
     @staticmethod
-    def reconstruction_loss(output: VAEOutput, tokens: torch.Tensor) -> torch.Tensor:
+    def reconstruction_loss(
+        output: VAEOutput, x: torch.Tensor | MeasureBatch
+    ) -> torch.Tensor:
         """Cross-entropy per token, averaged over all tokens of the batch."""
+        tokens, _ = _unpack(x)
         return F.cross_entropy(output.logits.flatten(0, 1), tokens.flatten())
 
     @staticmethod
-    def reconstruction_hits(output: VAEOutput, tokens: torch.Tensor) -> torch.Tensor:
+    def reconstruction_hits(
+        output: VAEOutput, x: torch.Tensor | MeasureBatch
+    ) -> torch.Tensor:
         """Per-token correctness (B, T) bool of the argmax of the logits."""
+        tokens, _ = _unpack(x)
         return output.logits.argmax(dim=2) == tokens
 
     def n_parameters(self) -> int:

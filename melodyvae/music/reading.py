@@ -9,13 +9,19 @@ rules, whatever the format:
   by the next onset, and of two onsets at one time the higher pitch is kept);
 - bars come from the notated meter (or the MIDI time-signature map), never from
   seconds. A pickup is padded at its start so that bar 0 has its full length; a
-  short last bar is padded at its end. Bars cover the melody from time 0.
+  short last bar is padded at its end. Bars cover the melody from time 0;
+- repeats, first and second endings, D.C. and D.S. are read in played order by
+  default (music21's repeat Expander), or as written with ``expand_repeats=False``;
+- pitches are sounding pitches (a transposing instrument's part is transposed);
+  a note beyond MIDI's 0-127 is moved by octaves into it, with a warning.
 
 ABC goes through music21, after repairs of what its ABC import gets wrong (inline
 ``[K:]``/``[M:]``/``[L:]`` fields, body ``M:`` lines, notes lost after ``H`` or a
 quoted annotation, ``x`` rests, multi-voice tunes; see :func:`read_abc_text`).
 MusicXML and kern go through music21; MIDI goes through mido, not music21, whose
-MIDI import mishandles channels.
+MIDI import mishandles channels. MIDI note times within
+:data:`MIDI_SNAP_TOLERANCE_QL` of the token grid are snapped to it (humanised
+playing), with a warning; SMPTE-timed files are placed on beats by their tempo map.
 
 Whatever a file holds, reading it either gives melodies or raises a ReadError, and
 never takes unbounded time or memory: only regular files of at most
@@ -33,6 +39,8 @@ Example::
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import html
 import io
 import logging
@@ -59,9 +67,12 @@ from music21 import (
     key,
     meter,
     note,
+    repeat,
+    spanner,
     stream,
     tempo,
 )
+from music21 import pitch as music21_pitch
 from music21.abcFormat import translate
 
 from melodyvae.errors import MelodyVAEWarning, ReadError
@@ -102,6 +113,16 @@ _DRUM_CHANNEL = 9
 # that humanised timing does not produce fractions like 241/480.
 _MIDI_GRID_PER_QL = 96
 
+# Humanised or loosely played MIDI: a note time within this distance (in ql) of a
+# quarter or third of a beat, counted from its bar's start, is moved onto it, and
+# the melody's warnings say how many times moved and by how much. A 24th of a
+# quarter note is half the gap between the closest points of that grid (1/4 and
+# 1/3), so no time can snap to the wrong one; at 120 qpm it is about 21 ms. Times
+# further off are kept (exactly, or on the 1/96 grid above) and the tokeniser
+# leaves their bar out as off the grid: light swing (a 60:40 split) is such a
+# case, while swing written as triplets (2:1) lies on the grid.
+MIDI_SNAP_TOLERANCE_QL = Fraction(1, 24)
+
 _DEFAULT_METER = "4/4"
 
 # The shortest beat a MIDI time signature may name (a 64th note). The format can
@@ -123,7 +144,9 @@ _SECTION_BARLINES = frozenset(
 # Public API
 
 
-def read_melodies(path: str | Path, *, part: int = 0, voice: int = 0) -> list[Melody]:
+def read_melodies(
+    path: str | Path, *, part: int = 0, voice: int = 0, expand_repeats: bool = True
+) -> list[Melody]:
     """Read every melody in a music file.
 
     The reader is chosen by the file's suffix (case-insensitive), one of
@@ -140,6 +163,12 @@ def read_melodies(path: str | Path, *, part: int = 0, voice: int = 0) -> list[Me
         voice: which voice of that part (MusicXML, kern) or which ``V:`` voice of each
             ABC tune, counting from 0. Voices are never mixed. MIDI has no voices: a
             value other than 0 is an error.
+        expand_repeats: read repeats, first and second endings, da capo and dal
+            segno in the order they are played (``|: A :|`` gives A A, and
+            ``|: A |1 B :|2 C |`` gives A B A C), as music21's
+            :class:`~music21.repeat.Expander` plays them; bars are numbered in
+            that order. False keeps the written order, each written bar once.
+            MIDI has no repeats.
 
     Returns:
         The melodies, in file order; never empty.
@@ -149,7 +178,8 @@ def read_melodies(path: str | Path, *, part: int = 0, voice: int = 0) -> list[Me
             missing or unreadable file, a path that is not a regular file (a
             folder, named pipe or device), a file over :data:`MAX_FILE_BYTES`, an
             unknown suffix (the accepted ones are listed), an empty file, a
-            truncated or corrupt MIDI file, a file music21 cannot parse, a meter of
+            truncated or corrupt MIDI file, a MIDI file of drum notes only or
+            with SMPTE timing and no tempo, a file music21 cannot parse, a meter of
             over :data:`MAX_METER_BEATS` beats, a melody of over :data:`MAX_BARS`
             bars ("too long"), no notes, or a ``part``/``voice`` the file does not
             have.
@@ -179,7 +209,9 @@ def read_melodies(path: str | Path, *, part: int = 0, voice: int = 0) -> list[Me
                 "choose an ABC voice with voice= instead"
             )
         text, decode_note = _decode_text(data)
-        melodies = read_abc_text(text, str(path), voice=voice)
+        melodies = read_abc_text(
+            text, str(path), voice=voice, expand_repeats=expand_repeats
+        )
         if decode_note:
             for melody in melodies:
                 melody.warnings.append(decode_note)
@@ -188,10 +220,12 @@ def read_melodies(path: str | Path, *, part: int = 0, voice: int = 0) -> list[Me
         if voice != 0:
             raise ReadError(f"{name}: MIDI files have no voices (voice={voice})")
         return [_read_midi(data, path, name, part)]
-    return _read_music21_file(data, path, name, part, voice)
+    return _read_music21_file(data, path, name, part, voice, expand_repeats)
 
 
-def read_abc_text(text: str, source: str = "<abc>", *, voice: int = 0) -> list[Melody]:
+def read_abc_text(
+    text: str, source: str = "<abc>", *, voice: int = 0, expand_repeats: bool = True
+) -> list[Melody]:
     """Read every tune of an ABC text.
 
     The text is split into tunes on lines that begin with ``X:``; a tune ends at
@@ -221,6 +255,10 @@ def read_abc_text(text: str, source: str = "<abc>", *, voice: int = 0) -> list[M
             starts error messages and the stem names untitled tunes.
         voice: which ``V:`` voice of each tune, counting from 0 in order of first
             appearance. A tune without that voice is skipped (logged).
+        expand_repeats: read repeats and endings in played order (see
+            :func:`read_melodies`). A tune with a meter change is parsed in
+            stretches of one meter, and each stretch's repeats are expanded on
+            their own: a repeat that spans a meter change is not played again.
 
     Returns:
         One melody per readable tune, in text order. The title comes from the
@@ -252,7 +290,14 @@ def read_abc_text(text: str, source: str = "<abc>", *, voice: int = 0) -> list[M
     for position, tune_lines in enumerate(tunes, start=1):
         try:
             melody = _read_abc_tune(
-                tune_lines, file_header, abc_version, source, name, voice, position
+                tune_lines,
+                file_header,
+                abc_version,
+                source,
+                name,
+                voice,
+                position,
+                expand_repeats,
             )
         except ReadError as exc:
             logger.warning("skipping ABC tune: %s", exc)
@@ -604,7 +649,9 @@ def _build_melody(
     source: str,
     pickup_length: Fraction,
     notes_warnings: list[str],
+    program: int | None = None,
 ) -> Melody:
+    _fold_into_midi(raw_notes, notes_warnings)
     notes = _monophonic_notes(raw_notes)
     if not notes:
         raise ReadError(f"{name}: no notes")
@@ -618,6 +665,7 @@ def _build_melody(
         source=source,
         pickup_length=pickup_length,
         warnings=notes_warnings,
+        program=program,
     )
 
 
@@ -676,12 +724,43 @@ def _notes_in(container: stream.Stream, base: Fraction) -> list[_RawNote]:
             _RawNote(
                 onset=base + _to_fraction(container.elementOffset(element)),
                 duration=duration,
-                pitch=int(top.pitch.midi),
+                pitch=_midi_number(top.pitch),
                 tie_back=tie_type in ("stop", "continue"),
                 tie_forward=tie_type in ("start", "continue"),
             )
         )
     return found
+
+
+def _midi_number(m21_pitch: music21_pitch.Pitch) -> int:
+    """A pitch's MIDI number, which may lie outside 0-127 (see _fold_into_midi)."""
+    # music21's own .midi folds a pitch beyond 0-127 into it by octaves, silently.
+    if 0 <= m21_pitch.ps <= 127:
+        return int(m21_pitch.midi)
+    return round(m21_pitch.ps)
+
+
+def _fold_into_midi(raw_notes: list[_RawNote], repairs: list[str]) -> None:
+    """Move notes beyond MIDI's 0-127 by whole octaves into it, and say so.
+
+    Such notes come from notation written (or transposed to sounding pitch) above
+    G9 or below C-1; no MIDI file or model can hold them.
+    """
+    outside = [raw for raw in raw_notes if not 0 <= raw.pitch <= 127]
+    if not outside:
+        return
+    lowest = min(raw.pitch for raw in outside)
+    highest = max(raw.pitch for raw in outside)
+    for raw in outside:
+        while raw.pitch > 127:
+            raw.pitch -= 12
+        while raw.pitch < 0:
+            raw.pitch += 12
+    shown = f"MIDI {lowest}" if lowest == highest else f"MIDI {lowest} to {highest}"
+    repairs.append(
+        f"{len(outside)} note(s) outside MIDI's 0-127 ({shown}) moved by octaves "
+        "into it"
+    )
 
 
 def _ordered_voices(measure: stream.Measure) -> list[stream.Voice]:
@@ -830,6 +909,71 @@ def _first_tempo(container: stream.Stream, repairs: list[str]) -> float | None:
         shown = f"{number:g}" if isinstance(number, (int, float)) else mark.text
         repairs.append(f"tempo {shown} ignored: not a usable tempo")
     return None
+
+
+# ----------------------------------------------------------------------------------
+# Repeats
+
+
+def _has_repeats(part: stream.Stream, measures: list[stream.Measure]) -> bool:
+    """Whether a part has repeat barlines, endings, or D.C./D.S. marks."""
+    if any(
+        isinstance(m.leftBarline, bar.Repeat) or isinstance(m.rightBarline, bar.Repeat)
+        for m in measures
+    ):
+        return True
+    if part.spannerBundle.getByClass(spanner.RepeatBracket):
+        return True
+    return any(True for _ in part.recurse().getElementsByClass(repeat.RepeatMark))
+
+
+def _mark_implied_repeat_starts(part: stream.Stream, measures: list[stream.Measure]):
+    """Add the start repeat that ``A :| B :|`` implies after the first ``:|``.
+
+    Without a ``|:``, a second end repeat goes back to the previous end repeat
+    (ABC 2.1, 4.8; the same in common practice); music21 alone goes back to the
+    start and plays B once. No repeat starts in a measure under an ending bracket.
+    """
+    in_bracket = {
+        id(measure)
+        for bracket in part.spannerBundle.getByClass(spanner.RepeatBracket)
+        for measure in bracket.getSpannedElements()
+    }
+    last_end: int | None = None
+    for index, measure in enumerate(measures):
+        left, right = measure.leftBarline, measure.rightBarline
+        if isinstance(left, bar.Repeat) and left.direction == "start":
+            last_end = None
+        if isinstance(right, bar.Repeat) and right.direction == "end":
+            if last_end is not None and last_end + 1 < len(measures):
+                following = measures[last_end + 1]
+                if id(following) not in in_bracket:
+                    following.leftBarline = bar.Repeat(direction="start")
+            last_end = index
+        if isinstance(right, bar.Repeat) and right.direction == "start":
+            last_end = None
+
+
+def _played_order(part: stream.Stream, repairs: list[str]) -> stream.Stream:
+    """The part with its repeats written out in played order (music21's Expander).
+
+    A part without repeats is returned as it is. Repeats music21 cannot expand
+    (an ending without its repeat, a D.S. without a segno ...) are read as
+    written, noted in ``repairs``.
+    """
+    measures = list(part.getElementsByClass(stream.Measure))
+    if not measures or not _has_repeats(part, measures):
+        return part
+    _mark_implied_repeat_starts(part, measures)
+    try:
+        return part.expandRepeats()
+    except Exception as exc:
+        # music21 raises ExpanderException, and IndexError or AttributeError on
+        # some malformed repeat structures; all leave the written order usable.
+        repairs.append(
+            f"repeats not expanded ({_exception_text(exc)}): read as written"
+        )
+        return part
 
 
 # ----------------------------------------------------------------------------------
@@ -1375,6 +1519,7 @@ def _read_abc_tune(
     name: str,
     voice: int,
     position: int,
+    expand_repeats: bool,
 ) -> Melody:
     header, body = _split_header(tune_lines)
     header = _with_file_header(header, file_header)
@@ -1414,6 +1559,8 @@ def _read_abc_tune(
             ) from exc
         if barless_note:
             melody_warnings.append(barless_note)
+        if expand_repeats:
+            part = _played_order(part, melody_warnings)
         if index == 0:
             key_name = _first_key(part)
             tempo_qpm = _first_tempo(part, melody_warnings)
@@ -1450,7 +1597,7 @@ def _read_abc_tune(
 
 
 def _read_music21_file(
-    data: bytes, path: Path, name: str, part: int, voice: int
+    data: bytes, path: Path, name: str, part: int, voice: int, expand_repeats: bool
 ) -> list[Melody]:
     label = "kern" if path.suffix.lower() == ".krn" else "MusicXML"
     m21_format = "humdrum" if label == "kern" else "musicxml"
@@ -1478,7 +1625,9 @@ def _read_music21_file(
         title = _score_title(score, path)
         if len(scores) > 1:
             title = f"{title} ({index + 1})"
-        melodies.append(_score_to_melody(score, path, name, title, part, voice))
+        melodies.append(
+            _score_to_melody(score, path, name, title, part, voice, expand_repeats)
+        )
     if not melodies:
         raise ReadError(f"{name}: no notes")
     return melodies
@@ -1502,7 +1651,13 @@ def _has_pitched_notes(part: stream.Stream) -> bool:
 
 
 def _score_to_melody(
-    score: stream.Stream, path: Path, name: str, title: str, part: int, voice: int
+    score: stream.Stream,
+    path: Path,
+    name: str,
+    title: str,
+    part: int,
+    voice: int,
+    expand_repeats: bool,
 ) -> Melody:
     parts = list(score.parts) if isinstance(score, stream.Score) else [score]
     pitched = [candidate for candidate in parts if _has_pitched_notes(candidate)]
@@ -1520,6 +1675,12 @@ def _score_to_melody(
         )
 
     melody_warnings: list[str] = []
+    if chosen.atSoundingPitch is False:
+        # A transposing instrument's part (a B-flat clarinet, a horn in F) is
+        # written in its own key; the melody is what sounds.
+        chosen = _at_sounding_pitch(chosen, name)
+    if expand_repeats:
+        chosen = _played_order(chosen, melody_warnings)
     measures, _ = _part_measures(
         chosen, voice=voice, initial=None, follow_meter_changes=True, name=name
     )
@@ -1541,7 +1702,26 @@ def _score_to_melody(
         source=str(path),
         pickup_length=pickup_length,
         notes_warnings=melody_warnings,
+        program=_instrument_program(chosen),
     )
+
+
+def _instrument_program(part: stream.Stream) -> int | None:
+    """The MIDI program a part's instrument names explicitly (MusicXML
+    ``<midi-program>``), or None."""
+    instrument = part.getInstrument(returnDefault=False)
+    return None if instrument is None else instrument.midiProgram
+
+
+def _at_sounding_pitch(part: stream.Part, name: str) -> stream.Part:
+    try:
+        return part.toSoundingPitch(inPlace=False)
+    except Exception as exc:
+        # music21 raises interval and pitch errors on an unusable transposition.
+        raise ReadError(
+            f"{name}: cannot transpose part {part.id} to sounding pitch "
+            f"({_exception_text(exc)})"
+        ) from exc
 
 
 # ----------------------------------------------------------------------------------
@@ -1564,6 +1744,45 @@ def _ticks_to_ql(ticks: int, ticks_per_beat: int) -> Fraction:
     return Fraction(round(exact * _MIDI_GRID_PER_QL), _MIDI_GRID_PER_QL)
 
 
+class _GridSnapper:
+    """Note times in ql from MIDI ticks, snapped to the grid within a tolerance.
+
+    ``bar_starts`` (ql, ascending, from 0) are the barlines the grid is counted
+    from; see :data:`MIDI_SNAP_TOLERANCE_QL`. Counts the times it moved and the
+    largest move, for the melody's warnings.
+    """
+
+    def __init__(self, bar_starts: list[Fraction], ticks_per_beat: int) -> None:
+        self.bar_starts = bar_starts
+        self.ticks_per_beat = ticks_per_beat
+        self.n_moved = 0
+        self.largest = Fraction(0)
+
+    def snap(self, ticks: int) -> Fraction:
+        exact = Fraction(ticks, self.ticks_per_beat)
+        start = self.bar_starts[max(0, bisect.bisect_right(self.bar_starts, exact) - 1)]
+        offset = exact - start
+        nearest = min(
+            (Fraction(round(offset * parts), parts) for parts in (4, 3)),
+            key=lambda point: abs(point - offset),
+        )
+        distance = abs(nearest - offset)
+        # Exactly half-way is not near: a 32nd note at 3/8 ql is 1/24 from 1/3.
+        if distance >= MIDI_SNAP_TOLERANCE_QL:
+            return _ticks_to_ql(ticks, self.ticks_per_beat)
+        if distance:
+            self.n_moved += 1
+            self.largest = max(self.largest, distance)
+        return start + nearest
+
+    def summary(self) -> str:
+        return (
+            f"timing snapped to the grid: {self.n_moved} note start(s)/end(s) moved "
+            f"by at most {float(self.largest):.3g} ql (tolerance "
+            f"{MIDI_SNAP_TOLERANCE_QL} ql)"
+        )
+
+
 @dataclass(slots=True)
 class _MidiEvents:
     """What the reader needs from a MIDI file, at absolute ticks."""
@@ -1574,6 +1793,8 @@ class _MidiEvents:
     # (track, channel) -> notes as (on tick, off tick, pitch), in order of onset
     notes: dict[tuple[int, int], list[tuple[int, int, int]]]
     track_ends: list[int]  # the tick of each track's last event
+    # (track, channel) -> the first program change (instrument) of that channel
+    programs: dict[tuple[int, int], int] = field(default_factory=dict)
     pickup_length: Fraction | None = None  # as recorded by melodyvae's writer
     pickup_text: str = ""  # the text event that recorded it
     # (track, channel) -> how many notes were never switched off
@@ -1600,6 +1821,9 @@ def _collect_midi_events(midi: mido.MidiFile) -> _MidiEvents:
                     group = events.notes.setdefault((track_index, message.channel), [])
                     group.append((on_tick, tick, message.note))
                 # else: a stray or duplicate note-off; nothing is sounding
+            elif kind == "program_change":
+                where = (track_index, message.channel)
+                events.programs.setdefault(where, message.program)
             elif kind == "time_signature":
                 events.time_signatures.append(
                     (tick, message.numerator, message.denominator)
@@ -1630,6 +1854,76 @@ def _collect_midi_events(midi: mido.MidiFile) -> _MidiEvents:
     for group in events.notes.values():
         group.sort()
     return events
+
+
+# SMPTE time-code files count ticks per video frame, not per beat; their times are
+# converted through the tempo map to ticks of this resolution.
+_SMPTE_TICKS_PER_BEAT = 960
+# Frames per second of each SMPTE format; "29" is 29.97 drop-frame.
+_SMPTE_FPS = {
+    24: Fraction(24),
+    25: Fraction(25),
+    29: Fraction(30000, 1001),
+    30: Fraction(30),
+}
+
+
+def _smpte_to_beat_ticks(
+    events: _MidiEvents, division: int, name: str
+) -> tuple[_MidiEvents, str]:
+    """Events of an SMPTE-timed file at :data:`_SMPTE_TICKS_PER_BEAT` ticks a beat.
+
+    ``division`` is the header's (negative) time division: minus the frames per
+    second in its high byte, ticks per frame in its low byte. Such a file counts
+    seconds; its tempo events say where the beats fall (the first tempo also
+    holds before it). Returns the converted events and a note for the melody's
+    warnings. Raises ReadError for an unknown frame rate or a file without a
+    usable tempo, whose beats cannot be known.
+    """
+    frames = -(division >> 8)
+    ticks_per_frame = division & 0xFF
+    if frames not in _SMPTE_FPS or ticks_per_frame == 0:
+        raise ReadError(
+            f"{name}: corrupt MIDI file (SMPTE timing of {frames} frames per "
+            f"second, {ticks_per_frame} ticks per frame)"
+        )
+    ticks_per_second = _SMPTE_FPS[frames] * ticks_per_frame
+    tempos = sorted((tick, us) for tick, us in events.tempos if us > 0)
+    if not tempos:
+        raise ReadError(
+            f"{name}: uses SMPTE time-code timing and has no tempo event, so where "
+            "its beats fall is unknown"
+        )
+
+    # Beats at each tempo change, then any tick by the tempo in force there.
+    starts = [0] + [tick for tick, _ in tempos[1:]]
+    rates = [Fraction(10**6, us) / ticks_per_second for _, us in tempos]  # ql/tick
+    beats_at = [Fraction(0)]
+    for index in range(1, len(starts)):
+        span = starts[index] - starts[index - 1]
+        beats_at.append(beats_at[-1] + span * rates[index - 1])
+
+    def convert(tick: int) -> int:
+        index = bisect.bisect_right(starts, tick) - 1
+        beats = beats_at[index] + (tick - starts[index]) * rates[index]
+        return round(beats * _SMPTE_TICKS_PER_BEAT)
+
+    converted = dataclasses.replace(
+        events,
+        time_signatures=[(convert(t), n, d) for t, n, d in events.time_signatures],
+        tempos=[(convert(t), us) for t, us in events.tempos],
+        keys=[(convert(t), k) for t, k in events.keys],
+        notes={
+            where: [(convert(on), convert(off), p) for on, off, p in group]
+            for where, group in events.notes.items()
+        },
+        track_ends=[convert(t) for t in events.track_ends],
+    )
+    note = (
+        f"SMPTE time-code timing ({float(_SMPTE_FPS[frames]):g} frames per second): "
+        "beats placed by its tempo map"
+    )
+    return converted, note
 
 
 def _midi_qpm(us_per_beat: int) -> float:
@@ -1713,13 +2007,12 @@ def _read_midi(data: bytes, path: Path, name: str, part: int) -> Melody:
     ticks_per_beat = midi.ticks_per_beat
     if ticks_per_beat == 0:
         raise ReadError(f"{name}: corrupt MIDI file (0 ticks per beat)")
-    if ticks_per_beat < 0:
-        raise ReadError(
-            f"{name}: uses SMPTE time-code timing, which has no beats; "
-            "only ticks-per-beat timing is supported"
-        )
 
     events = _collect_midi_events(midi)
+    timing_note = None
+    if ticks_per_beat < 0:
+        events, timing_note = _smpte_to_beat_ticks(events, ticks_per_beat, name)
+        ticks_per_beat = _SMPTE_TICKS_PER_BEAT
     candidates = sorted(
         track_channel
         for track_channel, group in events.notes.items()
@@ -1734,17 +2027,38 @@ def _read_midi(data: bytes, path: Path, name: str, part: int) -> Melody:
             f"part={part} requested"
         )
 
-    melody_warnings: list[str] = []
+    melody_warnings: list[str] = [timing_note] if timing_note else []
     n_unpaired = events.n_unpaired.get(candidates[part], 0)
     if n_unpaired:
         melody_warnings.append(
             f"{n_unpaired} note(s) never switched off: ended with their track"
         )
+    time_signatures = [
+        (_ticks_to_ql(tick, ticks_per_beat), numerator, denominator)
+        for tick, numerator, denominator in events.time_signatures
+    ]
+    group = events.notes[candidates[part]]
+    # The barlines the grid is counted from (the bars themselves come later,
+    # from the snapped notes).
+    last_tick = max(
+        max(off for _, off, _ in group), events.track_ends[candidates[part][0]]
+    )
+    end_ql = Fraction(last_tick, ticks_per_beat)
+    bar_starts = [b.start for b in _midi_bars(time_signatures, end_ql, [], name)]
+    snapper = _GridSnapper(bar_starts, ticks_per_beat)
+    # A file melodyvae wrote (it records the pickup) holds exact times, such as
+    # the 36ths of a grace run in a triplet: nothing is snapped.
+    snap = (
+        (lambda ticks: _ticks_to_ql(ticks, ticks_per_beat))
+        if events.pickup_text
+        else snapper.snap
+    )
     raw_notes = []
-    for on_tick, off_tick, pitch in events.notes[candidates[part]]:
-        onset = _ticks_to_ql(on_tick, ticks_per_beat)
-        duration = _ticks_to_ql(off_tick, ticks_per_beat) - onset
-        raw_notes.append(_RawNote(onset, duration, pitch))
+    for on_tick, off_tick, pitch in group:
+        onset = snap(on_tick)
+        raw_notes.append(_RawNote(onset, snap(off_tick) - onset, pitch))
+    if snapper.n_moved:
+        melody_warnings.append(snapper.summary())
     notes = _monophonic_notes(raw_notes)
     if not notes:
         raise ReadError(
@@ -1753,10 +2067,6 @@ def _read_midi(data: bytes, path: Path, name: str, part: int) -> Melody:
 
     if not events.time_signatures:
         _assume_four_four(name, melody_warnings)
-    time_signatures = [
-        (_ticks_to_ql(tick, ticks_per_beat), numerator, denominator)
-        for tick, numerator, denominator in events.time_signatures
-    ]
     # Bars run to the last note's end, or to the melody track's end when that is
     # later: trailing rests that a track keeps keep their bars.
     track_end = _ticks_to_ql(events.track_ends[candidates[part][0]], ticks_per_beat)
@@ -1794,4 +2104,15 @@ def _read_midi(data: bytes, path: Path, name: str, part: int) -> Melody:
         source=str(path),
         pickup_length=pickup_length,
         warnings=melody_warnings,
+        program=_midi_program(events, candidates[part]),
     )
+
+
+def _midi_program(events: _MidiEvents, track_channel: tuple[int, int]) -> int | None:
+    """The channel's first program change; in a type-1 file it may sit on another
+    track (a conductor track that sets up every channel)."""
+    if track_channel in events.programs:
+        return events.programs[track_channel]
+    channel = track_channel[1]
+    elsewhere = [p for (_, c), p in sorted(events.programs.items()) if c == channel]
+    return elsewhere[0] if elsewhere else None

@@ -50,6 +50,35 @@ SUPPORTED_METERS: dict[str, tuple[int, Fraction, bool]] = {
 }
 
 
+MAX_BEATS = max(n_beats for n_beats, _, _ in SUPPORTED_METERS.values())
+# Token arrays that hold measures of several meters are padded with PAD past each
+# measure's own slots (a width of 6 * MAX_BEATS holds any supported measure).
+PAD = -1
+MAX_SLOTS = SLOTS_PER_BEAT * MAX_BEATS
+
+
+def canonical_meter(meter: str) -> str:
+    """The first meter of :data:`SUPPORTED_METERS` with the same grid ("2/2" gives
+    "4/4"); a model treats meters of one grid alike. Raises
+    :class:`UnsupportedError` for meters without a grid."""
+    grid = grid_for_meter(meter)
+    shape = (grid.n_beats, grid.beat_length, grid.compound)
+    return next(m for m, spec in SUPPORTED_METERS.items() if spec == shape)
+
+
+def pad_measures(measures: list[np.ndarray], width: int | None = None) -> np.ndarray:
+    """Token measures of any lengths as one (N, width) int64 array padded with PAD.
+
+    ``width`` defaults to the longest measure; measures of one length give exactly
+    ``np.stack`` of them.
+    """
+    width = width if width is not None else max((len(m) for m in measures), default=0)
+    out = np.full((len(measures), width), PAD, dtype=np.int64)
+    for row, measure in enumerate(measures):
+        out[row, : len(measure)] = measure
+    return out
+
+
 class BarSkipped(Exception):
     """A bar that cannot be tokenised; ``reason`` is a short phrase for counting."""
 
@@ -217,7 +246,9 @@ def tokens_to_notes(
 
     Returns the notes and whether the bar begins with ``hold`` (so the caller can
     extend the previous bar's last note). A leading hold makes no note here.
+    Padding past the grid's slots (:data:`PAD`) is ignored.
     """
+    tokens = np.asarray(tokens)[: grid.n_slots]
     slots = grid.slot_offsets() + [grid.bar_length]
     notes: list[Note] = []
     current: tuple[int, Fraction] | None = None
@@ -255,6 +286,7 @@ def bars_to_melody(
     start = Fraction(0)
     for index, (tokens, meter) in enumerate(zip(bar_tokens, meters, strict=True)):
         grid = grid_for_meter(meter)
+        tokens = np.asarray(tokens)[: grid.n_slots]
         bar_notes, leading_hold = tokens_to_notes(tokens, grid, vocab, start)
         if leading_hold and notes and notes[-1].end == start:
             # Tie: extend the previous note up to this bar's first new token.

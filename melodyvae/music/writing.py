@@ -5,12 +5,22 @@ MIDI files are type 1 with two tracks: a conductor track (title, tempo, time and
 key signatures, one marker per melody, and a text event like
 ``melodyvae:pickup=1/2`` that records the pickup, which MIDI cannot express) and
 the melody on channel 1 (0 counting from 0), after a program change that sets its
-instrument. Both tracks end where the last bar ends.
-Times are written at 480 ticks per quarter note from the start of bar 0, so a pickup
-note at 3.5 ql stays at 3.5 ql and barlines line up in a sequencer. Files written
-here read back through :func:`melodyvae.music.reading.read_melodies` to the same
-bars and notes (times that are not whole ticks, like septuplets, are rounded to the
-nearest tick).
+instrument (the melody's own ``program``, read from its input, else a piano). Both
+tracks end where the last bar ends.
+Times are written from the start of bar 0, so a pickup is an incomplete first bar
+padded with rest at its start: a pickup note at 3.5 ql stays at 3.5 ql, the first
+downbeat lands on the first barline and barlines line up in a sequencer. The
+resolution is 480 ticks per quarter note, or the smallest multiple of 480 (up to
+MIDI's limit of 32767) at which every time of the melody is a whole tick, such as
+1440 for the 1/36-ql notes of a grace run in a triplet. Files written here read
+back through :func:`melodyvae.music.reading.read_melodies` to the same bars and
+notes (times that are not whole ticks even at 32767 per quarter, like septuplets
+of septuplets, are rounded to the nearest tick).
+
+Known shortcomings: a :class:`Melody` holds one tempo and one key, so tempo and
+key changes of the input are not written (time signature changes are); a mode
+like A dorian is written as the major key with its signature (G major), because a
+MIDI key signature is major or minor.
 
 MusicXML and ABC are notation: measures with their time signatures, the key
 signature, the pickup as an incomplete first measure, ties across barlines,
@@ -32,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -59,6 +70,8 @@ from melodyvae.music.notation import (
 logger = logging.getLogger(__name__)
 
 TICKS_PER_BEAT = 480
+# The largest resolution a MIDI header can hold (15 bits; the top bit means SMPTE).
+MAX_TICKS_PER_BEAT = 32767
 DEFAULT_TEMPO_QPM = 120.0
 
 _MELODY_CHANNEL = 0
@@ -74,7 +87,11 @@ _MINOR_BY_FIFTHS = {
 
 
 def melody_to_midi(
-    melody: Melody, path: str | Path, *, program: int = 0, velocity: int = 90
+    melody: Melody,
+    path: str | Path,
+    *,
+    program: int | None = None,
+    velocity: int = 90,
 ) -> None:
     """Write one melody as a type-1 MIDI file.
 
@@ -86,11 +103,13 @@ def melody_to_midi(
             major key with the same signature, "G major").
         path: the file to write. It is written to a temporary file in the same
             folder and then renamed, so a failure leaves no partial file.
-        program: General MIDI program (instrument), 0-127; 0 is a piano.
+        program: General MIDI program (instrument), 0-127; 0 is a piano. None
+            (the default) takes the melody's own ``program``, else 0.
         velocity: note-on velocity, 1-127.
 
-    Times are rounded to the nearest tick (1/480 ql), which only changes notes
-    off that grid, like septuplets or triplets within triplets. A melody without
+    Times are written exactly at 480 ticks per quarter note or the smallest
+    multiple of it that holds them; only times that no resolution up to 32767
+    holds are rounded to the nearest tick. A melody without
     notes gives a file of silent bars (which ``read_melodies`` refuses: no notes).
 
     Raises:
@@ -105,7 +124,7 @@ def melodies_to_midi(
     melodies: Sequence[Melody],
     path: str | Path,
     *,
-    program: int = 0,
+    program: int | None = None,
     velocity: int = 90,
 ) -> None:
     """Write several melodies one after the other into one type-1 MIDI file.
@@ -113,7 +132,8 @@ def melodies_to_midi(
     Each melody starts at the end of the previous one's last bar, with its own
     time signatures, tempo and key signature, and a marker carrying its title, so
     every melody's barlines line up in a sequencer. Arguments are as for
-    :func:`melody_to_midi`.
+    :func:`melody_to_midi`; the instrument is the first melody's when ``program``
+    is None.
 
     Raises:
         ValueError: ``melodies`` is empty, or ``program``/``velocity`` is out of
@@ -122,23 +142,29 @@ def melodies_to_midi(
     """
     if not melodies:
         raise ValueError("no melodies to write")
+    if program is None:
+        program = melodies[0].program or 0
     if not 0 <= program <= 127:
         raise ValueError(f"program must be 0-127, got {program}")
     if not 1 <= velocity <= 127:
         raise ValueError(f"velocity must be 1-127, got {velocity}")
 
-    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+    offsets = [Fraction(0)]
+    for melody in melodies:
+        offsets.append(offsets[-1] + _melody_end(melody))
+    resolution = _resolution(melodies, offsets)
+    midi = mido.MidiFile(type=1, ticks_per_beat=resolution)
     title = melodies[0].title if len(melodies) == 1 else f"{len(melodies)} melodies"
     conductor: list[tuple[int, int, mido.Message | mido.MetaMessage]] = []
     notes: list[tuple[int, int, mido.Message | mido.MetaMessage]] = []
-    offset = Fraction(0)
-    for melody in melodies:
-        conductor.extend(_conductor_events(melody, offset, len(melodies) > 1))
-        notes.extend(_note_events(melody, offset, velocity))
-        offset += _melody_end(melody)
+    for melody, offset in zip(melodies, offsets, strict=False):
+        conductor.extend(
+            _conductor_events(melody, offset, len(melodies) > 1, resolution)
+        )
+        notes.extend(_note_events(melody, offset, velocity, resolution))
 
     # Both tracks end where the last bar ends, so trailing rests keep their bars.
-    end_tick = _to_ticks(offset)
+    end_tick = _to_ticks(offsets[-1], resolution)
     midi.tracks.append(_track(title, conductor, end_tick))
     program_change = mido.Message(
         "program_change", channel=_MELODY_CHANNEL, program=program, time=0
@@ -148,8 +174,24 @@ def melodies_to_midi(
     _save_atomically(midi, Path(path))
 
 
-def _to_ticks(time_ql: Fraction) -> int:
-    return round(time_ql * TICKS_PER_BEAT)
+def _to_ticks(time_ql: Fraction, resolution: int) -> int:
+    return round(time_ql * resolution)
+
+
+def _resolution(melodies: Sequence[Melody], offsets: list[Fraction]) -> int:
+    """Ticks per quarter note: 480, or the smallest multiple of it at which every
+    barline, onset and note end is a whole tick, when that is at most 32767."""
+    resolution = TICKS_PER_BEAT
+    for melody, offset in zip(melodies, offsets, strict=False):
+        times = [bar.start for bar in melody.bars]
+        times += [t for note in melody.notes for t in (note.onset, note.end)]
+        for time_ql in times:
+            denominator = Fraction(offset + time_ql).denominator
+            if resolution % denominator:
+                resolution = math.lcm(resolution, denominator)
+                if resolution > MAX_TICKS_PER_BEAT:
+                    return TICKS_PER_BEAT
+    return resolution
 
 
 def _melody_end(melody: Melody) -> Fraction:
@@ -197,10 +239,10 @@ def _key_signature(key_name: str | None) -> str | None:
 
 
 def _conductor_events(
-    melody: Melody, offset: Fraction, with_marker: bool
+    melody: Melody, offset: Fraction, with_marker: bool, resolution: int
 ) -> list[tuple[int, int, mido.MetaMessage]]:
     """Tempo, key, time signatures and title marker, as (tick, order, message)."""
-    start = _to_ticks(offset)
+    start = _to_ticks(offset, resolution)
     qpm = melody.tempo_qpm or DEFAULT_TEMPO_QPM
     events = [(start, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(qpm)))]
     # MIDI cannot say whether bar 0 is a pickup; this text tells our reader.
@@ -220,7 +262,7 @@ def _conductor_events(
             message = mido.MetaMessage(
                 "time_signature", numerator=numerator, denominator=denominator
             )
-            events.append((_to_ticks(offset + bar.start), 0, message))
+            events.append((_to_ticks(offset + bar.start, resolution), 0, message))
             previous = numbers
     if not melody.bars:
         events.append((start, 0, mido.MetaMessage("time_signature")))
@@ -228,14 +270,14 @@ def _conductor_events(
 
 
 def _note_events(
-    melody: Melody, offset: Fraction, velocity: int
+    melody: Melody, offset: Fraction, velocity: int, resolution: int
 ) -> list[tuple[int, int, mido.Message]]:
     """Note-ons and note-offs as (tick, order, message); offs sort before ons."""
     events = []
     for melody_note in melody.notes:
-        on_tick = _to_ticks(offset + melody_note.onset)
+        on_tick = _to_ticks(offset + melody_note.onset, resolution)
         # A note shorter than a tick still needs one tick to sound at all.
-        off_tick = max(_to_ticks(offset + melody_note.end), on_tick + 1)
+        off_tick = max(_to_ticks(offset + melody_note.end, resolution), on_tick + 1)
         pitch = melody_note.pitch
         events.append(
             (on_tick, 1, mido.Message("note_on", note=pitch, velocity=velocity))
