@@ -288,6 +288,13 @@ def _fmt(value: float | None, name: str) -> str:
     return f"{value:+g}" if name == "contour" else f"{value:g}"
 
 
+def _fmt_mean(value: float, name: str) -> str:
+    """An expected (averaged) attribute value: one decimal in natural units."""
+    if name == "rhythmic_complexity":
+        return f"{value:.3f}"
+    return f"{value:+.1f}" if name == "contour" else f"{value:.1f}"
+
+
 # -- train ---------------------------------------------------------------------
 
 
@@ -546,6 +553,58 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
     _console().print(table)
 
 
+def _edit_benchmark(trained, data, n_bars: int, status) -> dict | None:
+    """The edit benchmark on ``n_bars`` evenly spread bars of ``data`` (None, with
+    a warning, for a checkpoint without a calibration)."""
+    from melodyvae.music.calibration import CalibrationMissing, calibration_of
+    from melodyvae.music.evaluation import edit_benchmark, evenly_spread
+    from melodyvae.music.training import split_meters
+
+    try:
+        calibration = calibration_of(trained.meta, str(trained.path))
+    except CalibrationMissing as missing:
+        logger.warning("edit benchmark skipped: %s", missing)
+        return None
+    subset = evenly_spread(len(data.inputs), n_bars)
+    meters = split_meters(data, trained)
+    return edit_benchmark(
+        trained,
+        calibration,
+        data.inputs[subset],
+        None if meters is None else meters[subset],
+        progress=lambda text: status.update(f"evaluating: {text}"),
+    )
+
+
+def _print_edit_benchmark(bench: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"edits on {bench['n_bars']} held-out bars")
+    table.add_column("attribute")
+    table.add_column("right way at ±1 sd", justify="right")
+    tries = list(bench["success"])
+    for key in tries:
+        table.add_column(f"met, {key.replace('_', ' ')}", justify="right")
+    table.add_column("tolerance", justify="right")
+    for name in ATTRIBUTE_CHOICES:
+        cells = [f"{100 * bench['direction_at_1sd']['per_attribute'][name]:.1f} %"]
+        for key in tries:
+            rate = bench["success"][key]["per_attribute"].get(name)
+            cells.append("-" if rate is None else f"{100 * rate:.1f} %")
+        table.add_row(
+            ATTRIBUTE_HEADERS[name].split("\n")[0],
+            *cells,
+            f"±{bench['tolerances'][name]:g}",
+        )
+    changes = ", ".join(f"{c:+g}" for c in bench["changes"]["note_density"])
+    table.caption = (
+        f"met: --set NAME=±K for K in {changes} (complexity: tenths), within the "
+        "tolerance and the right way, over bars whose target was in the training "
+        "range"
+    )
+    _console().print(table)
+
+
 def _model_corpus(trained, split: str):
     """The split of the corpus ``trained`` was trained on, as a :class:`Split`."""
     from melodyvae.music.training import evaluation_meters, model_split
@@ -617,6 +676,14 @@ def _training_commands(meta: dict[str, Any]) -> list[str]:
     type=click.IntRange(1),
     help="Held-out bars used for the traversal-control metrics.",
 )
+@click.option(
+    "--edit-bars",
+    default=256,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Held-out bars used for the edit benchmark (0: skip it). Needs a "
+    "calibrated checkpoint.",
+)
 @force_option
 def evaluate(
     checkpoint: Path | None,
@@ -624,6 +691,7 @@ def evaluate(
     json_path: Path | None,
     out: Path | None,
     traversal_bars: int,
+    edit_bars: int,
     force: bool,
 ) -> None:
     """Disentanglement, reconstruction and traversal control on held-out bars.
@@ -632,7 +700,10 @@ def evaluate(
     and onset accuracy of free-running argmax decoding; and, for every regularised
     dim set from -4 to +4, how well its attribute follows (traversal Spearman) and
     how far the other attributes move (crosstalk, in attribute standard deviations).
-    Deterministic.
+    With a calibrated checkpoint, an edit benchmark: for each attribute, changes of
+    -2, -1, +1 and +2 in its own unit (notes, semitones; 0.1 for complexity) asked
+    of held-out bars with 1 and 8 tries, the share met within the tolerance, and
+    latent shifts of ±1 sd, the share that moved the right way. Deterministic.
 
     Example: melodyvae evaluate --json metrics.json --out plots/
     """
@@ -661,9 +732,15 @@ def evaluate(
             traversal_bars=traversal_bars,
             progress=lambda text: status.update(f"evaluating: {text}"),
         )
+        if edit_bars:
+            metrics["edit_benchmark"] = _edit_benchmark(
+                trained, data, edit_bars, status
+            )
     _print_metrics(
         metrics, title=f"{trained.path} on the {split} split of {corpus.name}"
     )
+    if metrics.get("edit_benchmark"):
+        _print_edit_benchmark(metrics["edit_benchmark"])
     if json_path is not None:
         record = {
             "checkpoint": str(trained.path),
@@ -683,6 +760,76 @@ def evaluate(
             dim = trained.reg_dims[index]
             latent_scatter(latents[:, dim], data.attributes[:, index], name, dim, path)
         click.echo(f"wrote {len(plot_paths)} pictures to {out}")
+
+
+# -- calibrate -----------------------------------------------------------------
+
+
+@cli.command()
+@checkpoint_option
+@force_option
+def calibrate(checkpoint: Path | None, force: bool) -> None:
+    """Fit the map between each attribute and its latent axis, in musical units.
+
+    For every regularised attribute (and every grid a meter-aware model serves)
+    an isotonic regression from latent coordinate to attribute value on the
+    training bars, stored in the checkpoint's JSON. It lets edit and sample take
+    targets like --set note_density=8. train does this at the end of training;
+    this command adds it to a checkpoint that lacks it (--force: fit again).
+
+    Example: melodyvae calibrate -c runs/folk
+    """
+    from melodyvae.core.checkpoint import save_description
+    from melodyvae.music.calibration import calibrate_model
+
+    trained = _load_model(checkpoint)
+    if "calibration" in trained.meta and not force:
+        raise MelodyVAEError(
+            f"{trained.path}.json is already calibrated; --force fits it again"
+        )
+    corpus_name = trained.meta["corpus"]["name"]
+    corpus = _load_corpus_with_progress(corpus_name, rebuild=False, vocab=trained.vocab)
+    if corpus.key != trained.meta["corpus"].get("cache_key"):
+        logger.warning(
+            "corpus %s was built differently from the one this model was trained "
+            "on (another music21 or melodyvae version): splits may differ",
+            corpus_name,
+        )
+    with _console(stderr=True).status("encoding the training bars"):
+        calibration = calibrate_model(trained, corpus)
+    meta = {k: v for k, v in trained.meta.items() if k != "format_version"}
+    meta["calibration"] = calibration.to_dict()
+    path = save_description(trained.path, meta)
+    _print_calibration(calibration)
+    click.echo(f"calibrated {path}")
+
+
+def _print_calibration(calibration) -> None:
+    from rich.table import Table
+
+    from melodyvae.music.control import UNITS
+
+    for grid, attributes in calibration.grids.items():
+        table = Table(
+            title=f"{', '.join(calibration.meters[grid])}: "
+            f"{calibration.n_bars[grid]} training bars"
+        )
+        table.add_column("attribute")
+        table.add_column("dim", justify="right")
+        table.add_column("training range", justify="right")
+        for coordinate in (-2, -1, 0, 1, 2):
+            table.add_column(f"z = {coordinate:+d}", justify="right")
+        for name in ATTRIBUTE_CHOICES:
+            fitted = attributes[name]
+            values = fitted.coordinate_to_value([-2.0, -1.0, 0.0, 1.0, 2.0])
+            table.add_row(
+                ATTRIBUTE_HEADERS[name].split("\n")[0],
+                str(fitted.dim),
+                f"{_fmt(fitted.low, name)} to {_fmt(fitted.high, name)}" + UNITS[name],
+                *(_fmt_mean(v, name) for v in values),
+            )
+        table.caption = "expected value of each attribute at latent coordinates z"
+        _console().print(table)
 
 
 # -- encode --------------------------------------------------------------------
@@ -929,6 +1076,119 @@ def traverse(
     click.echo(f"wrote {picture} and {len(midi_paths)} MIDI file(s) to {out}")
 
 
+# -- attribute requests (sample, edit) ----------------------------------------
+
+
+set_option = click.option(
+    "--set",
+    "set_texts",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A target in the attribute's own unit (repeatable): note_density=8 "
+    "(notes), pitch_range=12 (semitones), contour==-5 (== for a target of either "
+    "sign); NAME=+K or NAME=-K changes each bar's value by K. Needs a calibrated "
+    "checkpoint (melodyvae calibrate).",
+)
+tries_option = click.option(
+    "--tries",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Candidates decoded per bar; the one closest to the request, changing "
+    "the other attributes least and staying closest to the original, is kept.",
+)
+try_temperature_option = click.option(
+    "--try-temperature",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0.01, 10),
+    help="Temperature of the sampled candidates of --tries.",
+)
+
+
+def _requests(shifts, set_texts, *, relative: bool) -> list:
+    """--attr and --set as :class:`Request` objects, checked."""
+    from melodyvae.music.control import Request, check_requests, parse_request
+
+    requests = []
+    for name, delta in shifts:
+        if not math.isfinite(delta) or abs(delta) > 10:
+            raise click.UsageError(
+                f"--attr {name} {delta}: DELTA must lie within -10..+10 prior sds"
+            )
+        requests.append(Request(name, "shift", delta))
+    requests.extend(parse_request(text, relative=relative) for text in set_texts)
+    try:
+        check_requests(requests)
+    except MelodyVAEError as error:
+        raise click.UsageError(str(error)) from None
+    return requests
+
+
+def _calibration(trained, requests):
+    """The checkpoint's calibration when a request needs it (else None)."""
+    from melodyvae.music.calibration import calibration_of
+    from melodyvae.music.control import needs_calibration
+
+    if not needs_calibration(requests):
+        return None
+    return calibration_of(trained.meta, str(trained.path))
+
+
+def _request_cell(outcome, name: str) -> str:
+    """One attribute of an edited bar: before → after, with the request."""
+    after = _fmt(outcome.after[name], name)
+    text = (
+        after
+        if outcome.before is None
+        else f"{_fmt(outcome.before[name], name)} → {after}"
+    )
+    if name not in outcome.met:
+        return text
+    target = outcome.targets[name]
+    mark = "[green]✓[/green]" if outcome.met[name] else "[red]✗[/red]"
+    if target is None:
+        return f"{text} {mark}"
+    flag = "[yellow]![/yellow]" if name in outcome.out_of_range else ""
+    return f"{text} ({_fmt(target, name)}{flag}) {mark}"
+
+
+def _range_line(reports_or_outcomes, calibration) -> str | None:
+    """One line naming the requests that lay outside what the model learned."""
+    counts: dict[str, int] = {}
+    for outcome in reports_or_outcomes:
+        for name in outcome.out_of_range:
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return None
+    parts = []
+    for name, count in counts.items():
+        lows = [g[name].low for g in calibration.grids.values()]
+        highs = [g[name].high for g in calibration.grids.values()]
+        parts.append(
+            f"{name} in {count} bar{'s' if count > 1 else ''} (learned "
+            f"{_fmt(min(lows), name)} to {_fmt(max(highs), name)})"
+        )
+    return (
+        "outside what the model learned, aimed at the nearest learned value "
+        "instead (marked !): " + "; ".join(parts)
+    )
+
+
+def _requests_record(requests) -> list[dict[str, Any]]:
+    from melodyvae.music.control import TOLERANCES
+
+    return [
+        {
+            "attribute": r.name,
+            "mode": r.mode,
+            "amount": r.amount,
+            "tolerance": None if r.mode == "shift" else TOLERANCES[r.name],
+        }
+        for r in requests
+    ]
+
+
 # -- sample --------------------------------------------------------------------
 
 
@@ -956,6 +1216,9 @@ def traverse(
     help="Meter of the bars, e.g. 6/8 or 3/4 (one the model serves). "
     "Default: the model's first meter.",
 )
+@set_option
+@tries_option
+@try_temperature_option
 @seed_option
 @format_option("midi", "Output format (file suffix .mid, .musicxml or .abc).")
 @checkpoint_option
@@ -965,6 +1228,9 @@ def sample(
     out: Path,
     temperature: float,
     meter: str | None,
+    set_texts: tuple[str, ...],
+    tries: int,
+    try_temperature: float,
     seed: int,
     output_format: str,
     checkpoint: Path | None,
@@ -973,49 +1239,91 @@ def sample(
     """Sample new measures from the prior and write them as MIDI, MusicXML or ABC.
 
     Writes sample_01.mid ... and all_samples.mid (every sample in sequence; with
-    --format abc a tunebook of one tune per sample).
+    --format abc a tunebook of one tune per sample). --set asks every sample for
+    an attribute value in its own unit (here a signed value is a target too:
+    contour=+5 means bars that rise five semitones); each sample is measured and
+    the table says whether it was met.
+
     Example: melodyvae sample --n 16 -o out/ --format musicxml
+
+    Example: melodyvae sample --n 8 --set note_density=12 --tries 8 -o busy/
     """
-    from melodyvae.music.attributes import compute_attributes
+    from melodyvae.music.control import control
     from melodyvae.music.generation import (
         check_meter,
+        decode_latents,
         measures_to_melody,
-        sample_measures,
+        prior_codes,
     )
-    from melodyvae.music.tokens import grid_for_meter
 
+    requests = _requests((), set_texts, relative=False)
     trained = _load_model(checkpoint)
+    calibration = _calibration(trained, requests)
     meter = meter or trained.meters[0]
-    grid = grid_for_meter(meter)
     check_meter(trained, meter)
     paths = _series_paths(out, "sample", n_samples, force, output_format)
-    tokens = sample_measures(
-        trained, n_samples, meter=meter, temperature=temperature, seed=seed
-    )
+    latents = prior_codes(trained, n_samples, seed)
+    meters = [meter] * n_samples
+    outcomes = None
+    if requests:
+        controlled = control(
+            trained,
+            calibration,
+            latents,
+            meters,
+            requests,
+            tries=tries,
+            temperature=try_temperature,
+            seed=seed + 1,
+        )
+        tokens, outcomes = controlled.tokens, controlled.outcomes
+    else:
+        tokens = decode_latents(
+            trained, latents, meters, temperature=temperature, seed=seed + 1
+        )
     melodies = [
         measures_to_melody(trained, tokens[i : i + 1], title=path.stem, meters=meter)
         for i, path in enumerate(paths[:-1])
     ]
     _write_series(out, "sample", melodies, paths, output_format)
 
-    attributes = compute_attributes(tokens, grid)
-    _attribute_table(
-        [p.name for p in paths[:-1]],
-        attributes,
-        title=f"{n_samples} samples of {meter} in {out}",
-    )
+    labels = [p.name for p in paths[:-1]]
+    title = f"{n_samples} samples of {meter} in {out}"
+    if outcomes is None:
+        from melodyvae.music.attributes import compute_attributes
 
-
-def _attribute_table(labels: list[str], attributes, title: str) -> None:
+        _attribute_table(labels, compute_attributes(tokens, meters), title=title)
+        return
     from rich.table import Table
 
+    table = Table(title=f"{title}: {', '.join(r.describe() for r in requests)}")
+    table.add_column("")
+    for name in ATTRIBUTE_CHOICES:
+        table.add_column(ATTRIBUTE_HEADERS[name], justify="right")
+    for label, outcome in zip(labels, outcomes, strict=True):
+        table.add_row(label, *(_request_cell(outcome, n) for n in ATTRIBUTE_CHOICES))
+    _console().print(table)
+    line = _range_line(outcomes, calibration)
+    if line:
+        click.echo(line)
+    n_met = sum(o.all_met for o in outcomes)
+    click.echo(f"request met in {n_met} of {n_samples} samples")
+
+
+def _attribute_table(
+    labels: list[str], attributes, title: str, format_value=None
+) -> None:
+    from rich.table import Table
+
+    format_value = format_value or _fmt
     table = Table(title=title)
     table.add_column("")
     for name in ATTRIBUTE_CHOICES:
         table.add_column(ATTRIBUTE_HEADERS[name], justify="right")
     for label, row in zip(labels, attributes, strict=True):
         table.add_row(
-            label, *(_fmt(v, n) for v, n in zip(row, ATTRIBUTE_CHOICES, strict=True))
+            label,
+            *(format_value(v, n) for v, n in zip(row, ATTRIBUTE_CHOICES, strict=True)),
         )
     _console().print(table)
 
@@ -1056,6 +1364,14 @@ def _bar_source(spec: str, trained) -> tuple[Any, list, list[str]]:
 @click.argument("start", metavar="A")
 @click.argument("end", metavar="B")
 @click.option("--steps", default=8, show_default=True, type=click.IntRange(2, 1000))
+@click.option(
+    "--method",
+    type=click.Choice(["linear", "slerp"]),
+    default="linear",
+    show_default=True,
+    help="Straight line, or spherical (along the great circle, the norm "
+    "changing linearly).",
+)
 @output_folder_option("interpolation")
 @format_option("midi", "Output format (file suffix .mid, .musicxml or .abc).")
 @checkpoint_option
@@ -1064,6 +1380,7 @@ def interpolate(
     start: str,
     end: str,
     steps: int,
+    method: str,
     out: Path,
     output_format: str,
     checkpoint: Path | None,
@@ -1103,7 +1420,7 @@ def interpolate(
     meters_a, meters_b = meters_a[:n_bars], meters_b[:n_bars]
     z_a = encode_measures(trained, pad_measures(bars_a[:n_bars]), meters_a)
     z_b = encode_measures(trained, pad_measures(bars_b[:n_bars]), meters_b)
-    path_codes = interpolate_latents(z_a, z_b, steps)  # (steps, n_bars, Z)
+    path_codes = interpolate_latents(z_a, z_b, steps, method)  # (steps, n_bars, Z)
     decoded = decode_latents(
         trained, path_codes.reshape(steps * n_bars, -1), meters_a * steps
     )
@@ -1115,12 +1432,41 @@ def interpolate(
         for i, path in enumerate(paths[:-1])
     ]
     _write_series(out, "step", melodies, paths, output_format)
-    first_bars = compute_attributes(decoded[:, 0], [meters_a[0]] * steps)
+    # The attributes of each step: the mean over its bars, and how they move.
+    per_bar = compute_attributes(
+        decoded.reshape(steps * n_bars, -1), meters_a * steps
+    ).reshape(steps, n_bars, -1)
+    means = per_bar.mean(axis=1)
+    what = "bar 1" if n_bars == 1 else f"mean of {n_bars} bars"
     _attribute_table(
         [p.name for p in paths[:-1]],
-        first_bars,
-        title=f"{steps} steps ({n_bars} bar(s) each) in {out}; attributes of bar 1",
+        means,
+        title=f"{steps} steps ({method}) in {out}; attributes of each step ({what})",
+        format_value=_fmt if n_bars == 1 else _fmt_mean,
     )
+    click.echo(_path_summary(means))
+
+
+def _path_summary(means) -> str:
+    """How each attribute changes along an interpolation: from → to, and whether
+    it moves steadily (the share of steps that move towards the end value)."""
+    import numpy as np
+
+    parts = []
+    for index, name in enumerate(ATTRIBUTE_CHOICES):
+        values = means[:, index]
+        total = values[-1] - values[0]
+        steps = np.diff(values)
+        if total == 0:
+            steady = "flat" if not steps.any() else "returns to its start"
+        else:
+            share = float((steps * np.sign(total) >= 0).mean())
+            steady = f"{100 * share:.0f} % of steps towards the end"
+        parts.append(
+            f"{name} {_fmt_mean(values[0], name)} → {_fmt_mean(values[-1], name)} "
+            f"({steady})"
+        )
+    return "along the path: " + "; ".join(parts)
 
 
 # -- edit ----------------------------------------------------------------------
@@ -1181,6 +1527,7 @@ def _parse_bars(text: str | None, melody) -> set[int] | None:
     metavar="NAME DELTA",
     help="Move NAME's latent axis by DELTA prior standard deviations (repeatable).",
 )
+@set_option
 @click.option(
     "-o",
     "--out",
@@ -1196,6 +1543,22 @@ def _parse_bars(text: str | None, melody) -> set[int] | None:
     help="Only these bars, e.g. 5-8, 3 or 1-4,9-12. A pickup is bar 0, the first "
     "full bar is bar 1; bars count in the order played (with --as-written, as "
     "written). Default: all.",
+)
+@tries_option
+@try_temperature_option
+@seed_option
+@click.option(
+    "--keep-key",
+    is_flag=True,
+    help="Move decoded notes outside the tune's key (its key signature, or the "
+    "key music21 estimates) to the nearest note of the key.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write, per bar, what was requested and achieved as JSON.",
 )
 @click.option(
     "--tune",
@@ -1217,8 +1580,14 @@ def _parse_bars(text: str | None, melody) -> set[int] | None:
 def edit(
     file: Path,
     shifts: tuple[tuple[str, float], ...],
+    set_texts: tuple[str, ...],
     out: Path | None,
     bar_text: str | None,
+    tries: int,
+    try_temperature: float,
+    seed: int,
+    keep_key: bool,
+    report_path: Path | None,
     tune: int,
     part: int,
     voice: int,
@@ -1227,8 +1596,14 @@ def edit(
     checkpoint: Path | None,
     force: bool,
 ) -> None:
-    """Edit a tune by moving attribute axes of every bar, and write MIDI, MusicXML
-    or ABC.
+    """Edit a tune's bars towards attribute targets and write MIDI, MusicXML or
+    ABC, checking every edited bar against the request.
+
+    --attr moves a latent axis (prior standard deviations); --set asks for a value
+    in the attribute's own unit (notes, semitones), or a change of each bar's
+    value. Every edited bar is measured again: the table shows before → after,
+    the target and whether it was met (✓ within the tolerance, or moved the way
+    asked for --attr); --report writes the same as JSON.
 
     Bar numbers: a pickup is bar 0 and the first full bar is bar 1 (a tune
     without a pickup starts at bar 1), counted in the order the bars are played
@@ -1237,32 +1612,44 @@ def edit(
     outside the model's pitch window is moved by whole octaves for the model and
     back for the output.
 
-    Example: melodyvae edit tune.mid --attr note_density +1.5 -o tune-denser.xml
+    Example: melodyvae edit tune.mid --set note_density=8 --tries 8 -o denser.mid
 
     Example: melodyvae edit tune.abc --bars 5-8 --attr pitch_range 1 -o wider.mid
+
+    Example: melodyvae edit tune.abc --set contour=+5 --keep-key --report r.json
     """
+    from melodyvae.music.control import TOLERANCES
     from melodyvae.music.generation import UNSELECTED, edit_melody
 
-    if not shifts:
-        raise click.UsageError("give at least one --attr NAME DELTA")
-    names = [name for name, _ in shifts]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise click.UsageError(f"--attr {repeated[0]} is given more than once")
-    for name, delta in shifts:
-        if not math.isfinite(delta) or abs(delta) > 10:
-            raise click.UsageError(
-                f"--attr {name} {delta}: DELTA must lie within -10..+10 prior sds"
-            )
+    if not shifts and not set_texts:
+        raise click.UsageError(
+            "give at least one --attr NAME DELTA or --set NAME=VALUE"
+        )
+    requests = _requests(shifts, set_texts, relative=True)
     output_format = _edit_format(out, output_format)
     out = out or file.with_name(f"{file.stem}-edited{FORMAT_SUFFIXES[output_format]}")
     if out.resolve() == file.resolve():
         raise MelodyVAEError(f"{out}: refusing to write over the input file")
-    _refuse_overwrite([out], force)
+    outputs = [out] + ([report_path] if report_path is not None else [])
+    if report_path is not None and report_path.resolve() in (
+        out.resolve(),
+        file.resolve(),
+    ):
+        raise MelodyVAEError(f"{report_path}: the report needs a file of its own")
+    _refuse_overwrite(outputs, force)
     trained = _load_model(checkpoint)
+    calibration = _calibration(trained, requests)
     melody = _read_tune(file, tune, part, voice, as_written)
     result = edit_melody(
-        trained, melody, dict(shifts), bars=_parse_bars(bar_text, melody)
+        trained,
+        melody,
+        bars=_parse_bars(bar_text, melody),
+        requests=requests,
+        calibration=calibration,
+        tries=tries,
+        temperature=try_temperature,
+        seed=seed,
+        keep_key=keep_key,
     )
     reports = result.bars
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1271,14 +1658,23 @@ def edit(
 
     from rich.table import Table
 
-    table = Table(title=f"{file.name} → {out}")
+    asked = ", ".join(r.describe() for r in requests)
+    table = Table(title=f"{file.name} → {out}: {asked}")
     table.add_column("bar", justify="right")
     for name in ATTRIBUTE_CHOICES:
         table.add_column(f"{ATTRIBUTE_HEADERS[name]}\nbefore → after", justify="right")
     table.add_column("note")
     unselected = [r.index for r in reports if r.reason == UNSELECTED]
+    captions = []
     if unselected:
-        table.caption = f"bars {_bar_ranges(unselected)}: not in --bars, kept"
+        captions.append(f"bars {_bar_ranges(unselected)}: not in --bars, kept")
+    if any(r.mode != "shift" for r in requests):
+        tolerances = ", ".join(
+            f"{r.name} ±{TOLERANCES[r.name]:g}" for r in requests if r.mode != "shift"
+        )
+        captions.append(f"(target) ✓ met within {tolerances}")
+    table.caption = "; ".join(captions) or None
+    edited = [r for r in reports if r.status == "edited"]
     for report in reports:
         if report.reason == UNSELECTED:
             continue
@@ -1288,17 +1684,75 @@ def edit(
                 str(report.index), *blank, f"[dim]kept: {report.reason}[/dim]"
             )
             continue
-        cells = [
-            f"{_fmt(report.before[n], n)} → {_fmt(report.after[n], n)}"
-            for n in ATTRIBUTE_CHOICES
-        ]
-        note = "edited" + (f" ({_octaves(report.octaves)})" if report.octaves else "")
-        table.add_row(str(report.index), *cells, note)
+        outcome = report.outcome
+        cells = [_request_cell(outcome, n) for n in ATTRIBUTE_CHOICES]
+        notes = []
+        if report.octaves:
+            notes.append(_octaves(report.octaves))
+        if tries > 1:
+            notes.append(f"try {outcome.candidate + 1}")
+        if outcome.notes_moved:
+            notes.append(f"{outcome.notes_moved} into key")
+        table.add_row(str(report.index), *cells, ", ".join(notes))
     _console().print(table)
     if result.octave_moves:
         click.echo(_octave_line(result.octave_moves, result.pitch_window))
-    n_edited = sum(r.status == "edited" for r in reports)
-    click.echo(f"edited {n_edited} of {len(reports)} bars; wrote {out}")
+    outcomes = [r.outcome for r in edited]
+    if calibration is not None:
+        line = _range_line(outcomes, calibration)
+        if line:
+            click.echo(line)
+    if result.key is not None:
+        origin = "estimated by music21" if result.key.estimated else "key signature"
+        click.echo(
+            f"--keep-key: moved {result.notes_moved_into_key} decoded "
+            f"note{'s' if result.notes_moved_into_key != 1 else ''} into "
+            f"{result.key.name} ({origin})"
+        )
+    n_met = sum(o.all_met for o in outcomes)
+    missed = [r.index for r in edited if not r.outcome.all_met]
+    click.echo(
+        f"edited {len(edited)} of {len(reports)} bars; request met in {n_met} of "
+        f"{len(edited)}"
+        + (f" (not met: bars {_bar_ranges(missed)})" if missed else "")
+        + f"; wrote {out}"
+    )
+    if report_path is not None:
+        record = {
+            "file": str(file),
+            "output": str(out),
+            "checkpoint": str(trained.path),
+            "requests": _requests_record(requests),
+            "tries": tries,
+            "key": None
+            if result.key is None
+            else {
+                "name": result.key.name,
+                "estimated": result.key.estimated,
+                "notes_moved": result.notes_moved_into_key,
+            },
+            "bars": [
+                {
+                    "index": r.index,
+                    "status": r.status,
+                    "reason": r.reason,
+                    "octaves": r.octaves,
+                    **(r.outcome.to_dict() if r.outcome is not None else {}),
+                }
+                for r in reports
+            ],
+            "summary": {
+                "edited": len(edited),
+                "met": n_met,
+                "not_met": missed,
+                "outside_training_range": sorted(
+                    r.index for r in edited if r.outcome.out_of_range
+                ),
+            },
+        }
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(record, indent=2) + "\n")
+        click.echo(f"wrote {report_path}")
 
 
 def _octaves(octaves: int) -> str:

@@ -70,6 +70,15 @@ def save_checkpoint(
     return stem
 
 
+def save_description(stem: str | Path, meta: dict[str, Any]) -> Path:
+    """Rewrite ``stem.json`` alone (the weights stay as they are), atomically."""
+    stem = checkpoint_stem(stem)
+    text = json.dumps({"format_version": FORMAT_VERSION, **meta}, indent=2) + "\n"
+    path = stem.with_name(stem.name + ".json")
+    _atomic_write(path, lambda p: Path(p).write_text(text))
+    return path
+
+
 def load_checkpoint(stem: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Weights and description of a checkpoint.
 

@@ -29,6 +29,7 @@ import numpy as np
 from melodyvae.core.metrics import disentanglement, spearman
 from melodyvae.core.trainer import Split
 from melodyvae.music.attributes import ATTRIBUTE_NAMES, compute_attributes
+from melodyvae.music.calibration import Calibration
 from melodyvae.music.generation import decode_latents, encode_measures
 from melodyvae.music.training import TrainedModel, split_meters
 
@@ -156,3 +157,121 @@ def evaluate_split(
         )
     )
     return metrics, latents
+
+
+# -- edit benchmark -----------------------------------------------------------------
+
+EDIT_CHANGES = (-2.0, -1.0, 1.0, 2.0)
+EDIT_TRIES = (1, 8)
+EDIT_BARS = 256
+
+
+def edit_benchmark(
+    trained: TrainedModel,
+    calibration: Calibration,
+    tokens: np.ndarray,
+    meters: np.ndarray | None = None,
+    *,
+    changes: tuple[float, ...] = EDIT_CHANGES,
+    tries: tuple[int, ...] = EDIT_TRIES,
+    progress=None,
+) -> dict[str, Any]:
+    """How well edits in musical units work on the bars ``tokens``.
+
+    For every attribute and every change in ``changes`` (in the attribute's own
+    unit: notes, semitones, or 0-1 complexity scaled by 0.1 so that ±1 and ±2 are
+    ±0.1 and ±0.2) each bar is edited with ``--set NAME=±K`` at each number of
+    ``tries``. A bar counts where its target lies inside the training range of
+    its grid. ``success`` is the share of those bars whose value moved the way
+    asked and ended within the tolerance of the target
+    (:data:`~melodyvae.music.control.TOLERANCES`); ``mean_abs_error`` is in the
+    attribute's unit; ``crosstalk`` the mean absolute change of each other
+    attribute, in its unit.
+
+    ``direction_at_1sd``: latent shifts of −1 and +1 prior sd (one try), the
+    share of bars whose attribute moved the way asked, over the bars whose value
+    can move that way (not already at the training minimum, or maximum).
+    """
+    from melodyvae.music.control import TOLERANCES, Request, control
+
+    bar_meters = (
+        [trained.meters[0]] * len(tokens) if meters is None else list(meters.tolist())
+    )
+    latents = encode_measures(trained, tokens, meters)
+    before = compute_attributes(tokens, bar_meters)
+    per_request = []
+    success: dict[int, dict[str, list[float]]] = {t: {} for t in tries}
+    direction: dict[str, float] = {}
+    for index, name in enumerate(ATTRIBUTE_NAMES):
+        unit = 0.1 if name == "rhythmic_complexity" else 1.0
+        fitted = [calibration.for_meter(m)[name] for m in bar_meters]
+        low = np.array([f.low for f in fitted])
+        high = np.array([f.high for f in fitted])
+        if progress is not None:
+            progress(f"edit benchmark: {name}")
+        rates = []
+        for sign in (-1.0, 1.0):
+            result = control(
+                trained,
+                calibration,
+                latents,
+                bar_meters,
+                [Request(name, "shift", sign)],
+                originals=tokens,
+            )
+            can_move = before[:, index] > low if sign < 0 else before[:, index] < high
+            met = np.array([o.met[name] for o in result.outcomes])
+            rates.append(float(met[can_move].mean()) if can_move.any() else None)
+        direction[name] = float(np.mean([r for r in rates if r is not None]))
+        for change in changes:
+            amount = change * unit
+            target = before[:, index] + amount
+            inside = (target >= low) & (target <= high)
+            for n_tries in tries:
+                result = control(
+                    trained,
+                    calibration,
+                    latents,
+                    bar_meters,
+                    [Request(name, "change", amount)],
+                    originals=tokens,
+                    tries=n_tries,
+                )
+                outcomes = [
+                    o for o, keep in zip(result.outcomes, inside, strict=True) if keep
+                ]
+                met = [o.met[name] for o in outcomes]
+                errors = [abs(o.errors()[name]) for o in outcomes]
+                others = {
+                    other: float(np.mean([abs(o.crosstalk()[other]) for o in outcomes]))
+                    for other in ATTRIBUTE_NAMES
+                    if other != name and outcomes
+                }
+                rate = float(np.mean(met)) if met else None
+                if rate is not None:
+                    success[n_tries].setdefault(name, []).append(rate)
+                per_request.append(
+                    {
+                        "attribute": name,
+                        "change": amount,
+                        "tries": n_tries,
+                        "n_bars": len(outcomes),
+                        "success": rate,
+                        "mean_abs_error": float(np.mean(errors)) if errors else None,
+                        "crosstalk": others,
+                    }
+                )
+    return {
+        "n_bars": int(len(tokens)),
+        "tolerances": dict(TOLERANCES),
+        "changes": {
+            name: [c * (0.1 if name == "rhythmic_complexity" else 1.0) for c in changes]
+            for name in ATTRIBUTE_NAMES
+        },
+        "direction_at_1sd": _score(direction),
+        "success": {
+            f"tries_{n}": _score({k: float(np.mean(v)) for k, v in per.items()})
+            for n, per in success.items()
+        },
+        "per_request": per_request,
+    }

@@ -19,7 +19,18 @@ import numpy as np
 import torch
 
 from melodyvae.errors import MelodyVAEError, UnsupportedError
-from melodyvae.music.attributes import ATTRIBUTE_NAMES, compute_attributes
+from melodyvae.music.attributes import ATTRIBUTE_NAMES
+from melodyvae.music.calibration import Calibration
+from melodyvae.music.control import (
+    DEFAULT_TRY_TEMPERATURE,
+    BarOutcome,
+    KeyScale,
+    Request,
+    check_requests,
+    control,
+    key_scale,
+    snap_to_scale,
+)
 from melodyvae.music.melody import Melody, Note
 from melodyvae.music.tokens import (
     PAD,
@@ -147,15 +158,22 @@ def sample_measures(
         raise MelodyVAEError(f"number of samples must be at least 1, got {n}")
     meter = meter or trained.meters[0]
     check_meter(trained, meter)
-    generator = torch.Generator().manual_seed(seed)
-    latents = torch.randn(n, trained.model.config.latent_dim, generator=generator)
     return decode_latents(
         trained,
-        latents.numpy(),
+        prior_codes(trained, n, seed),
         [meter] * n,
         temperature=temperature,
         seed=seed + 1,
     )
+
+
+def prior_codes(trained: TrainedModel, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` codes (n, Z) drawn from the prior N(0, I) with ``seed``."""
+    if n < 1:
+        raise MelodyVAEError(f"number of samples must be at least 1, got {n}")
+    generator = torch.Generator().manual_seed(seed)
+    latents = torch.randn(n, trained.model.config.latent_dim, generator=generator)
+    return latents.numpy()
 
 
 def measures_to_melody(
@@ -196,15 +214,51 @@ def measures_to_melody(
     return melody
 
 
-def interpolate_latents(start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
-    """``steps`` codes evenly spaced from ``start`` to ``end``, both included."""
+INTERPOLATION_METHODS = ("linear", "slerp")
+
+
+def interpolate_latents(
+    start: np.ndarray, end: np.ndarray, steps: int, method: str = "linear"
+) -> np.ndarray:
+    """``steps`` codes from ``start`` to ``end`` (both included; (..., Z) each).
+
+    ``linear`` spaces them evenly on the straight line. ``slerp`` goes along the
+    great circle between the two directions with the norm changing linearly
+    from one code's to the other's: under the N(0, I) prior most codes lie near
+    a sphere of radius √Z, and the middle of a straight line falls inside it,
+    where codes are rarer.
+    """
     if steps < 2:
         raise MelodyVAEError(f"interpolation needs at least 2 steps, got {steps}")
-    weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+    if method not in INTERPOLATION_METHODS:
+        raise MelodyVAEError(
+            f"interpolation method {method!r} (accepted: "
+            f"{', '.join(INTERPOLATION_METHODS)})"
+        )
+    weights = np.linspace(0.0, 1.0, steps, dtype=np.float64)
     shape = (steps,) + (1,) * start.ndim
-    return (1 - weights.reshape(shape)) * start[None] + weights.reshape(shape) * end[
-        None
-    ]
+    t = weights.reshape(shape)
+    a = np.asarray(start, dtype=np.float64)[None]
+    b = np.asarray(end, dtype=np.float64)[None]
+    if method == "linear":
+        return ((1 - t) * a + t * b).astype(np.float32)
+    norm_a = np.linalg.norm(a, axis=-1, keepdims=True)
+    norm_b = np.linalg.norm(b, axis=-1, keepdims=True)
+    unit_a = a / np.where(norm_a > 0, norm_a, 1.0)
+    unit_b = b / np.where(norm_b > 0, norm_b, 1.0)
+    cosine = np.clip((unit_a * unit_b).sum(axis=-1, keepdims=True), -1.0, 1.0)
+    angle = np.arccos(cosine)
+    sine = np.sin(angle)
+    # Nearly parallel directions (or a zero code): the straight line is the arc.
+    straight = sine < 1e-6
+    safe = np.where(straight, 1.0, sine)
+    along_a = np.where(straight, 1 - t, np.sin((1 - t) * angle) / safe)
+    along_b = np.where(straight, t, np.sin(t * angle) / safe)
+    direction = along_a * unit_a + along_b * unit_b
+    length = np.linalg.norm(direction, axis=-1, keepdims=True)
+    direction = direction / np.where(length > 0, length, 1.0)
+    radius = (1 - t) * norm_a + t * norm_b
+    return (direction * radius).astype(np.float32)
 
 
 # -- whole tunes ----------------------------------------------------------------------
@@ -422,7 +476,8 @@ class BarReport:
 
     ``octaves`` is how many octaves (up > 0) the bar was moved for the model and
     back; the attributes are measured on the bar as the model saw it (pitch range
-    and contour do not change with the octave).
+    and contour do not change with the octave). ``outcome`` (edited bars) says what
+    was requested and whether it was met; see :mod:`melodyvae.music.control`.
     """
 
     index: int
@@ -431,49 +486,69 @@ class BarReport:
     before: dict[str, float] | None
     after: dict[str, float] | None
     octaves: int = 0
+    outcome: BarOutcome | None = None
 
 
 @dataclass
 class EditResult:
-    """An edited melody, a report per bar, and the model's pitch window."""
+    """An edited melody, a report per bar, the model's pitch window and, with
+    key snapping, the key kept to."""
 
     melody: Melody
     bars: list[BarReport]
     pitch_window: tuple[int, int]
+    key: KeyScale | None = None
 
     @property
     def octave_moves(self) -> dict[int, int]:
         """Bar index → octaves moved (up > 0) for the model, for edited bars."""
         return {r.index: r.octaves for r in self.bars if r.octaves}
 
+    @property
+    def notes_moved_into_key(self) -> int:
+        return sum(r.outcome.notes_moved for r in self.bars if r.outcome is not None)
+
 
 def edit_melody(
     trained: TrainedModel,
     melody: Melody,
-    shifts: dict[str, float],
+    shifts: dict[str, float] | None = None,
     *,
     bars: set[int] | None = None,
+    requests: list[Request] | None = None,
+    calibration: Calibration | None = None,
+    tries: int = 1,
+    temperature: float = DEFAULT_TRY_TEMPERATURE,
+    seed: int = 0,
+    keep_key: bool = False,
 ) -> EditResult:
-    """Move the named attributes' latent dims of each bar by the given shifts.
+    """Edit the bars of ``melody`` as ``shifts`` and ``requests`` ask.
 
-    ``shifts`` maps attribute names to shifts in prior standard deviations. Only
-    complete bars between the first and the last are edited: the pickup (bar 0)
-    and the final bar stay as they are, and so do bars the model cannot take
-    (other meters, off-grid rhythms, pitches that fit its window in no octave);
-    each is reported with its reason. ``bars`` limits the edit to those bar
-    numbers (as in the score: the pickup is 0, the first full bar 1). Every bar
-    not edited is note for note the bar of the input.
+    ``shifts`` maps attribute names to latent shifts in prior standard deviations;
+    ``requests`` are :class:`~melodyvae.music.control.Request` objects (shifts,
+    targets and changes in musical units; the last two need ``calibration``).
+    ``tries`` candidates are decoded per bar and the best kept, ``keep_key`` moves
+    decoded notes into the tune's key (see :func:`~melodyvae.music.control.
+    control`). Only complete bars between the first and the last are edited: the
+    pickup (bar 0) and the final bar stay as they are, and so do bars the model
+    cannot take (other meters, off-grid rhythms, pitches that fit its window in no
+    octave); each is reported with its reason. ``bars`` limits the edit to those
+    bar numbers (as in the score: the pickup is 0, the first full bar 1). Every
+    bar not edited is note for note the bar of the input.
 
     A bar outside the model's pitch window is moved by whole octaves for the
     model (see :func:`octave_moves`) and its new notes moved back. Raises
     :class:`UnsupportedError` when no bar can be edited.
     """
-    unknown = sorted(set(shifts) - set(trained.attribute_dims))
-    if unknown:
-        raise MelodyVAEError(
-            f"unknown attribute {', '.join(unknown)} "
-            f"(accepted: {', '.join(ATTRIBUTE_NAMES)})"
-        )
+    requests = list(requests or [])
+    for attribute, shift in (shifts or {}).items():
+        if attribute not in trained.attribute_dims:
+            raise MelodyVAEError(
+                f"unknown attribute {attribute} "
+                f"(accepted: {', '.join(ATTRIBUTE_NAMES)})"
+            )
+        requests.append(Request(attribute, "shift", float(shift)))
+    check_requests(requests)
     name = melody.source or melody.title
     if bars is not None:
         numbers = [bar.index for bar in melody.bars]
@@ -500,37 +575,53 @@ def edit_melody(
             + (f" ({'; '.join(reasons[:3])})" if reasons else "")
         )
 
+    scale = None
+    snap = None
+    if keep_key:
+        scale = key_scale(melody.key, [n.pitch for n in melody.notes])
+
+        def snap(tokens: np.ndarray):
+            return snap_to_scale(tokens, trained.vocab, scale.pitch_classes)
+
     tokens, meters = encodable.stacked(selected)
     latents = encode_measures(trained, tokens, meters)
-    for attribute, shift in shifts.items():
-        latents[:, trained.attribute_dims[attribute]] += shift
-    decoded = decode_latents(trained, latents, meters)
+    controlled = control(
+        trained,
+        calibration,
+        latents,
+        meters,
+        requests,
+        originals=tokens,
+        tries=tries,
+        temperature=temperature,
+        seed=seed,
+        snap=snap,
+    )
     edited = replace_bars(
         melody,
-        dict(zip(selected, decoded, strict=True)),
+        dict(zip(selected, controlled.tokens, strict=True)),
         trained,
         octaves=encodable.octaves,
     )
 
-    before = compute_attributes(tokens, meters)
-    after = compute_attributes(decoded, meters)
     reports = []
     position = {index: row for row, index in enumerate(selected)}
     for bar in melody.bars:
         if bar.index in position:
-            row = position[bar.index]
+            outcome = controlled.outcomes[position[bar.index]]
             reports.append(
                 BarReport(
                     bar.index,
                     "edited",
                     None,
-                    dict(zip(ATTRIBUTE_NAMES, before[row].tolist(), strict=True)),
-                    dict(zip(ATTRIBUTE_NAMES, after[row].tolist(), strict=True)),
+                    outcome.before,
+                    outcome.after,
                     encodable.octaves.get(bar.index, 0),
+                    outcome,
                 )
             )
         else:
             reason = encodable.reasons.get(bar.index, UNSELECTED)
             reports.append(BarReport(bar.index, "kept", reason, None, None))
     window = (trained.vocab.pitch_min, trained.vocab.pitch_max)
-    return EditResult(edited, reports, window)
+    return EditResult(edited, reports, window, scale)

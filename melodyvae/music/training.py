@@ -396,10 +396,17 @@ def train_music_model(
         on_epoch=on_epoch,
     )
 
-    # Held-out metrics of the best checkpoint, stored with it.
+    # Held-out metrics and the calibration of the best checkpoint, stored with it.
+    from melodyvae.music.calibration import calibrate_model
+
     trained = load_trained_model(stem)
     metrics = held_out_metrics(trained, splits["test"])
-    final_meta = {**trained.meta, "test_metrics": metrics, "history": result["history"]}
+    final_meta = {
+        **trained.meta,
+        "test_metrics": metrics,
+        "calibration": calibrate_model(trained, corpus).to_dict(),
+        "history": result["history"],
+    }
     final_meta.pop("format_version", None)
     save_checkpoint(stem, trained.model.state_dict(), final_meta)
     return {**result, "test_metrics": metrics, "checkpoint": str(stem)}

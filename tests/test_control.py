@@ -1,0 +1,359 @@
+"""Attribute requests in musical units: calibration, candidate choice, key snapping,
+interpolation paths, and the commands that use them."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+from click.testing import CliRunner
+
+from melodyvae.cli import cli
+from melodyvae.core.trainer import Split
+from melodyvae.errors import CheckpointError, MelodyVAEError
+from melodyvae.music.attributes import ATTRIBUTE_NAMES
+from melodyvae.music.calibration import (
+    Calibration,
+    CalibrationMissing,
+    calibration_of,
+    fit_attribute,
+    fit_calibration,
+)
+from melodyvae.music.control import (
+    TOLERANCES,
+    Request,
+    _band,
+    _Search,
+    candidate_key,
+    key_scale,
+    parse_request,
+    snap_to_scale,
+)
+from melodyvae.music.generation import interpolate_latents
+from melodyvae.music.tokens import Vocabulary, canonical_meter
+
+DATA = Path(__file__).parent / "data"
+REEL = DATA / "ryans_mammoth_reels" / "AlhambraReel.abc"
+
+
+# -- calibration ---------------------------------------------------------------------
+
+
+def _steps_fit():
+    """Note counts that rise in steps with the coordinate: 0-1 → 4, 1-2 → 6 ..."""
+    coordinates = np.linspace(-3, 3, 601)
+    values = np.floor(coordinates) * 2 + 8
+    return fit_attribute("note_density", 2, coordinates, values)
+
+
+def test_calibration_is_monotone_and_round_trips_a_value():
+    fitted = _steps_fit()
+    assert (np.diff(fitted.coordinates) > 0).all()
+    assert (np.diff(fitted.values) >= 0).all()
+    assert fitted.low == 2 and fitted.high == 14
+    for value in (2.0, 5.0, 8.0, 9.5, 14.0):
+        coordinate = fitted.value_to_coordinate(value)
+        assert fitted.coordinate_to_value(coordinate) == pytest.approx(value)
+    # A whole number of notes sits on a plateau: the middle of it is chosen.
+    assert fitted.value_to_coordinate(8.0) == pytest.approx(0.5, abs=0.01)
+    # Beyond the learned values: the most extreme coordinate seen.
+    assert fitted.value_to_coordinate(99.0) == pytest.approx(3.0)
+    assert not fitted.in_range(15.0) and fitted.in_range(14.0)
+
+
+def test_calibration_survives_its_json_and_rejects_a_broken_one():
+    coordinates = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    attributes = np.column_stack(
+        [
+            coordinates[:, 0],
+            coordinates[:, 1] * 2,
+            coordinates[:, 2] + 5,
+            coordinates[:, 3],
+        ]
+    )
+    split = Split(np.zeros((200, 24), dtype=np.int64), attributes)
+    dims = dict(zip(ATTRIBUTE_NAMES, range(4), strict=True))
+    calibration = fit_calibration(coordinates, split, ["4/4"] * 200, dims)
+    data = json.loads(json.dumps(calibration.to_dict()))
+    again = Calibration.from_dict(data)
+    fitted = again.for_meter("2/2")["note_density"]
+    assert fitted.dim == 2
+    # The steepest direction of density is its own dim.
+    assert np.argmax(np.abs(fitted.direction)) == 2
+    assert fitted.coordinate_to_value(0.0) == pytest.approx(5.0, abs=0.3)
+    with pytest.raises(MelodyVAEError, match="6/8"):
+        again.for_meter("6/8")
+    data["grids"]["4/4"]["attributes"]["contour"]["values"].reverse()
+    with pytest.raises(CheckpointError, match="malformed calibration"):
+        calibration_of({"calibration": data}, "model")
+    with pytest.raises(CalibrationMissing, match="melodyvae calibrate -c model"):
+        calibration_of({}, "model")
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "amount"),
+    [
+        ("note_density=8", "target", 8.0),
+        ("pitch_range=+2", "change", 2.0),
+        ("contour=-5", "change", -5.0),
+        ("contour==-5", "target", -5.0),
+        ("rhythmic_complexity=0.25", "target", 0.25),
+    ],
+)
+def test_parse_request(text, mode, amount):
+    request = parse_request(text)
+    assert (request.mode, request.amount) == (mode, amount)
+
+
+def test_signed_values_are_targets_for_new_bars():
+    assert parse_request("contour=+5", relative=False).mode == "target"
+
+
+@pytest.mark.parametrize("text", ["density=8", "note_density", "note_density=x"])
+def test_bad_requests_are_refused(text):
+    with pytest.raises(MelodyVAEError):
+        parse_request(text)
+
+
+def test_a_change_must_move_the_right_way():
+    request = Request("note_density", "change", 1.0)
+    low, high = _band(request, np.array([9.0]), np.array([8.0]))
+    # 8 → 8 lies within the tolerance of 9 but did not move: not accepted.
+    assert low[0] > 8.0 and high[0] == 10.0
+
+
+# -- choosing among candidates -------------------------------------------------------
+
+
+def _attrs(rc, pr, nd, co):
+    return np.array([rc, pr, nd, co], dtype=float)
+
+
+def test_a_candidate_that_meets_the_target_beats_one_closer_to_the_original():
+    before = _attrs(0.1, 7, 8, 0)
+    aimed = {"note_density": 12.0}
+    unchanged = candidate_key(_attrs(0.1, 7, 8, 0), before, aimed, {}, 0.0)
+    met = candidate_key(_attrs(0.2, 9, 12, 2), before, aimed, {}, 0.6)
+    assert met < unchanged
+
+
+def test_among_candidates_that_meet_it_the_least_crosstalk_wins():
+    before = _attrs(0.1, 7, 8, 0)
+    aimed = {"note_density": 12.0}
+    calm = candidate_key(_attrs(0.1, 7, 12, 0), before, aimed, {}, 0.3)
+    wild = candidate_key(_attrs(0.3, 14, 12, 9), before, aimed, {}, 0.3)
+    assert calm < wild
+
+
+def test_a_shift_that_moves_the_wrong_way_is_a_miss():
+    before = _attrs(0.1, 7, 8, 0)
+    wrong = candidate_key(_attrs(0.1, 7, 7, 0), before, {}, {"note_density": 1.0}, 0)
+    right = candidate_key(_attrs(0.1, 7, 9, 0), before, {}, {"note_density": 1.0}, 0)
+    assert wrong[0] > 0 and right[0] == 0
+
+
+def test_the_search_brackets_a_step_function():
+    # A decoder whose note count is 2·floor(x) + 8 along the coordinate.
+    fitted = _steps_fit()
+    codes = np.zeros((1, 4), dtype=np.float32)
+
+    def reach(x):
+        return np.floor(x) * 2 + 8
+
+    aimed_x = np.array([0.2])
+    search = _Search.start(
+        codes,
+        2,
+        aimed_x,
+        low=np.array([12.5]),
+        high=np.array([13.5]),
+        goal=np.array([13.0]),
+        reached=reach(aimed_x),
+        fitted=[fitted],
+    )
+    for _ in range(8):
+        x = search.probe()[:, 2]
+        search.update(reach(x))
+        if search.met.all():
+            break
+    # 13 notes is never reached exactly; the search ends on 12 or 14 instead of
+    # drifting off: the band was unreachable, the bracket is narrow.
+    assert search.upper[0] - search.lower[0] < 0.5 or search.met.all()
+
+
+# -- key snapping --------------------------------------------------------------------
+
+
+def test_key_scale_from_the_signature_and_estimated():
+    assert key_scale("D major", []).pitch_classes == frozenset({1, 2, 4, 6, 7, 9, 11})
+    # A dorian has G major's signature.
+    assert key_scale("A dorian", []).pitch_classes == frozenset({0, 2, 4, 6, 7, 9, 11})
+    estimated = key_scale(None, [62, 66, 69, 74, 73, 71, 69, 67, 66])
+    assert estimated.estimated and estimated.name == "D major"
+    with pytest.raises(MelodyVAEError):
+        key_scale(None, [])
+
+
+def test_snapping_moves_notes_outside_the_key_towards_the_next_note():
+    vocab = Vocabulary()
+    rest, hold = vocab.rest, vocab.hold
+    d_major = key_scale("D major", []).pitch_classes
+    c = vocab.pitch_to_token(72)  # C natural: between B (71) and C# (73)
+    up = vocab.pitch_to_token(74)
+    down = vocab.pitch_to_token(69)
+    bars = np.array(
+        [
+            [c, hold, up, hold, rest, hold],  # C then D: goes up to C#
+            [c, hold, down, hold, rest, hold],  # C then A: goes down to B
+            [up, hold, down, hold, rest, hold],  # already in D major
+        ]
+    )
+    snapped, moved = snap_to_scale(bars, vocab, d_major)
+    assert vocab.token_to_pitch(int(snapped[0, 0])) == 73
+    assert vocab.token_to_pitch(int(snapped[1, 0])) == 71
+    assert (snapped[2] == bars[2]).all()
+    assert moved.tolist() == [1, 1, 0]
+
+
+# -- interpolation -------------------------------------------------------------------
+
+
+def test_slerp_keeps_its_ends_and_moves_the_norm_linearly():
+    a = np.array([3.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    b = np.array([0.0, 5.0, 0.0, 0.0], dtype=np.float32)
+    path = interpolate_latents(a, b, 5, "slerp")
+    assert np.allclose(path[0], a) and np.allclose(path[-1], b)
+    assert np.allclose(np.linalg.norm(path, axis=1), [3.0, 3.5, 4.0, 4.5, 5.0])
+    # Halfway, the direction is halfway round the arc.
+    middle = path[2] / np.linalg.norm(path[2])
+    assert np.allclose(middle, [np.sqrt(0.5), np.sqrt(0.5), 0, 0], atol=1e-6)
+    linear = interpolate_latents(a, b, 5, "linear")
+    assert np.allclose(linear[2], [1.5, 2.5, 0, 0])
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def test_training_stores_a_calibration(tiny_model):
+    meta = json.loads(tiny_model["stem"].with_suffix(".json").read_text())
+    calibration = calibration_of(meta)
+    # One calibration per grid the model serves (reels: 4/4 and 2/2 share one).
+    assert set(calibration.grids) == {canonical_meter(m) for m in meta["meters"]}
+    assert calibration.meters["4/4"] == [
+        m for m in meta["meters"] if m in ("4/4", "2/2")
+    ]
+    assert set(calibration.for_meter("2/2")) == set(ATTRIBUTE_NAMES)
+
+
+def test_calibrate_refuses_to_refit_without_force(tiny_model, tmp_path):
+    stem = tmp_path / "copy"
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(str(tiny_model["stem"]) + suffix, str(stem) + suffix)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["calibrate", "-c", str(stem)], env=tiny_model["env"])
+    assert result.exit_code == 1 and "--force" in result.output
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    del meta["calibration"]
+    stem.with_suffix(".json").write_text(json.dumps(meta))
+    # Without a calibration, targets in musical units say what to do.
+    args = ["edit", str(REEL), "--set", "note_density=8", "-c", str(stem)]
+    result = runner.invoke(cli, args + ["-o", str(tmp_path / "x.mid")])
+    assert result.exit_code == 1
+    assert "melodyvae calibrate" in result.output
+    assert not (tmp_path / "x.mid").exists()
+    result = runner.invoke(cli, ["calibrate", "-c", str(stem)], env=tiny_model["env"])
+    assert result.exit_code == 0, result.output
+    assert "calibration" in json.loads(stem.with_suffix(".json").read_text())
+
+
+def test_edit_with_targets_writes_a_report_of_requested_and_achieved(
+    tiny_model, tmp_path
+):
+    out, report = tmp_path / "denser.mid", tmp_path / "report.json"
+    args = ["edit", str(REEL), "--set", "note_density=+2", "--set", "pitch_range=40"]
+    args += ["--tries", "3", "-o", str(out), "--report", str(report)]
+    result = CliRunner().invoke(cli, args + ["-c", str(tiny_model["stem"])])
+    assert result.exit_code == 0, result.output
+    assert "request met in" in result.output
+    # 40 semitones is more than any training bar spans: said, not clipped silently.
+    assert "outside what the model learned" in result.output
+    record = json.loads(report.read_text())
+    assert [r["mode"] for r in record["requests"]] == ["change", "target"]
+    edited = [b for b in record["bars"] if b["status"] == "edited"]
+    assert edited and record["summary"]["edited"] == len(edited)
+    for bar in edited:
+        assert bar["requested"]["note_density"] == bar["before"]["note_density"] + 2
+        assert bar["requested"]["pitch_range"] == 40
+        assert "pitch_range" in bar["outside_training_range"]
+        assert bar["aimed"]["pitch_range"] < 40
+        error = bar["after"]["note_density"] - bar["requested"]["note_density"]
+        assert bar["error"]["note_density"] == pytest.approx(error)
+        assert set(bar["unrequested_change"]) == {"rhythmic_complexity", "contour"}
+        assert 0 <= bar["candidate"] < 3
+    kept = [b for b in record["bars"] if b["status"] == "kept"]
+    assert {b["reason"] for b in kept} >= {"final bar"}
+    pretty_midi.PrettyMIDI(str(out))
+
+
+def test_edit_keep_key_leaves_every_edited_note_in_the_key(tiny_model, tmp_path):
+    out, report = tmp_path / "in-key.mid", tmp_path / "report.json"
+    args = ["edit", str(REEL), "--attr", "pitch_range", "3", "--keep-key"]
+    args += ["--tries", "2", "-o", str(out), "--report", str(report)]
+    result = CliRunner().invoke(cli, args + ["-c", str(tiny_model["stem"])])
+    assert result.exit_code == 0, result.output
+    assert "into D major (key signature)" in result.output
+    record = json.loads(report.read_text())
+    assert record["key"]["name"] == "D major"
+    d_major = {1, 2, 4, 6, 7, 9, 11}
+    pitches = {
+        n.pitch % 12 for n in pretty_midi.PrettyMIDI(str(out)).instruments[0].notes
+    }
+    assert pitches <= d_major
+
+
+def test_sample_with_a_target_reports_each_sample(tiny_model, tmp_path):
+    args = ["sample", "--n", "4", "--set", "contour=+5", "-o", str(tmp_path / "s")]
+    result = CliRunner().invoke(cli, args + ["-c", str(tiny_model["stem"])])
+    assert result.exit_code == 0, result.output
+    assert "contour = 5 st" in result.output
+    assert "request met in" in result.output
+    assert len(list((tmp_path / "s").glob("sample_*.mid"))) == 4
+
+
+def test_a_request_twice_is_a_usage_error(tiny_model, tmp_path):
+    args = ["edit", str(REEL), "--attr", "contour", "1", "--set", "contour=3"]
+    result = CliRunner().invoke(
+        cli, args + ["-o", str(tmp_path / "x.mid"), "-c", str(tiny_model["stem"])]
+    )
+    assert result.exit_code == 2
+    assert "more than once" in result.output
+
+
+def test_interpolate_slerp_prints_the_attributes_along_the_path(tiny_model, tmp_path):
+    args = ["interpolate", f"{DATA / 'pickup.abc'}:1", f"{DATA / 'pickup.abc'}:3"]
+    args += ["--steps", "4", "--method", "slerp", "-o", str(tmp_path / "p")]
+    result = CliRunner().invoke(cli, args + ["-c", str(tiny_model["stem"])])
+    assert result.exit_code == 0, result.output
+    assert "along the path: rhythmic_complexity" in result.output
+
+
+def test_evaluate_runs_the_edit_benchmark(tiny_model, tmp_path):
+    out = tmp_path / "m.json"
+    args = ["evaluate", "-c", str(tiny_model["stem"]), "--json", str(out)]
+    args += ["--edit-bars", "16", "--traversal-bars", "8"]
+    result = CliRunner().invoke(cli, args, env=tiny_model["env"])
+    assert result.exit_code == 0, result.output
+    bench = json.loads(out.read_text())["edit_benchmark"]
+    assert bench["n_bars"] == 16
+    assert bench["tolerances"] == TOLERANCES
+    assert set(bench["success"]) == {"tries_1", "tries_8"}
+    assert set(bench["direction_at_1sd"]["per_attribute"]) == set(ATTRIBUTE_NAMES)
+    # 4 attributes × 4 changes × 2 numbers of tries.
+    assert len(bench["per_request"]) == 32
+    for entry in bench["per_request"]:
+        assert entry["success"] is None or 0 <= entry["success"] <= 1
