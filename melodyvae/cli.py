@@ -581,13 +581,17 @@ def _print_edit_benchmark(bench: dict[str, Any]) -> None:
 
     table = Table(title=f"edits on {bench['n_bars']} held-out bars")
     table.add_column("attribute")
-    table.add_column("right way at ±1 sd", justify="right")
     tries = list(bench["success"])
     for key in tries:
-        table.add_column(f"met, {key.replace('_', ' ')}", justify="right")
+        table.add_column(f"±1 sd right way, {key.replace('_', ' ')}", justify="right")
+    for key in tries:
+        table.add_column(f"±K met, {key.replace('_', ' ')}", justify="right")
     table.add_column("tolerance", justify="right")
     for name in ATTRIBUTE_CHOICES:
-        cells = [f"{100 * bench['direction_at_1sd']['per_attribute'][name]:.1f} %"]
+        cells = [
+            f"{100 * bench['direction_at_1sd'][key]['per_attribute'][name]:.1f} %"
+            for key in tries
+        ]
         for key in tries:
             rate = bench["success"][key]["per_attribute"].get(name)
             cells.append("-" if rate is None else f"{100 * rate:.1f} %")
@@ -598,7 +602,9 @@ def _print_edit_benchmark(bench: dict[str, Any]) -> None:
         )
     changes = ", ".join(f"{c:+g}" for c in bench["changes"]["note_density"])
     table.caption = (
-        f"met: --set NAME=±K for K in {changes} (complexity: tenths), within the "
+        "±1 sd: --attr NAME ±1 moved the attribute the way asked, over bars that "
+        f"can move that way; ±K met: --set NAME=±K for K in {changes} "
+        "(complexity: tenths), within the "
         "tolerance and the right way, over bars whose target was in the training "
         "range"
     )

@@ -352,7 +352,9 @@ def test_evaluate_runs_the_edit_benchmark(tiny_model, tmp_path):
     assert bench["n_bars"] == 16
     assert bench["tolerances"] == TOLERANCES
     assert set(bench["success"]) == {"tries_1", "tries_8"}
-    assert set(bench["direction_at_1sd"]["per_attribute"]) == set(ATTRIBUTE_NAMES)
+    assert set(bench["direction_at_1sd"]["tries_8"]["per_attribute"]) == set(
+        ATTRIBUTE_NAMES
+    )
     # 4 attributes × 4 changes × 2 numbers of tries.
     assert len(bench["per_request"]) == 32
     for entry in bench["per_request"]:

@@ -322,14 +322,19 @@ class _Search:
         n, size = codes.shape
         gap = np.array(
             [
-                abs(f.value_to_coordinate(g) - f.value_to_coordinate(r))
+                0.0
+                if f is None
+                else abs(f.value_to_coordinate(g) - f.value_to_coordinate(r))
                 for f, g, r in zip(fitted, goal, reached, strict=True)
             ]
         )
         direction = np.zeros((n, size))
         direction[:, dim] = 1.0
         fallback = None
-        if all(f.direction is not None and len(f.direction) == size for f in fitted):
+        if all(
+            f is not None and f.direction is not None and len(f.direction) == size
+            for f in fitted
+        ):
             fallback = np.stack([f.direction for f in fitted])
         search = cls(
             low=np.asarray(low, dtype=np.float64),
@@ -395,10 +400,13 @@ def _band(
     request: Request, goal: np.ndarray, current: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The values that meet ``request`` per bar: within the tolerance of the
-    goal and, for a change, on the asked side of the bar's current value."""
+    goal and, for a change, on the asked side of the bar's current value; for a
+    shift, anything on the asked side."""
     tolerance = TOLERANCES[request.name]
     low, high = goal - tolerance, goal + tolerance
-    if request.mode == "change" and current is not None and request.amount:
+    if request.mode == "shift":
+        low, high = np.full(len(goal), -np.inf), np.full(len(goal), np.inf)
+    if request.mode != "target" and current is not None and request.amount:
         # Attribute values are multiples of far more than this.
         nudge = 1e-6
         if request.amount > 0:
@@ -479,29 +487,38 @@ def control(
     best_keys = [key(best_after[r], best_tokens, r) for r in range(n)]
     chosen = np.zeros(n, dtype=np.int64)
     # Searches start from the codes before any target was set.
+    # A shift that left its attribute where it was searches on past the shift,
+    # the way it points.
     searches = {}
     for request in requests:
-        if request.mode == "shift":
-            continue
         name, column = request.name, ATTRIBUTE_NAMES.index(request.name)
         dim = trained.attribute_dims[name]
         current = None if before is None else before[:, column]
-        low, high = _band(request, aimed[name], current)
+        if request.mode == "shift":
+            if current is None or not request.amount:
+                continue
+            low, high = _band(request, current, current)
+            goal = current
+            base = unaimed.copy()
+            base[:, dim] = latents[:, dim]
+        else:
+            low, high = _band(request, aimed[name], current)
+            goal, base = aimed[name], unaimed
+        fitted = [
+            None if calibration is None else calibration.for_meter(m)[name]
+            for m in meters
+        ]
         searches[name] = _Search.start(
-            unaimed,
-            dim,
-            codes[:, dim],
-            low,
-            high,
-            aimed[name],
-            best_after[:, column],
-            [calibration.for_meter(m)[name] for m in meters],
+            base, dim, codes[:, dim], low, high, goal, best_after[:, column], fitted
         )
     centre = codes.copy()
     for attempt in range(1, tries):
         if searches and attempt % 8 != 7:
             candidate_codes = unaimed.copy()
-            for search in searches.values():
+            for name, search in searches.items():
+                dim = trained.attribute_dims[name]
+                # Each search sets its own dim; shifts are already in ``unaimed``.
+                candidate_codes[:, dim] = latents[:, dim]
                 candidate_codes += search.probe().astype(np.float32)
             tokens, moved, after = decoded(candidate_codes, 0.0, seed)
             for name, search in searches.items():

@@ -188,9 +188,11 @@ def edit_benchmark(
     attribute's unit; ``crosstalk`` the mean absolute change of each other
     attribute, in its unit.
 
-    ``direction_at_1sd``: latent shifts of −1 and +1 prior sd (one try), the
-    share of bars whose attribute moved the way asked, over the bars whose value
-    can move that way (not already at the training minimum, or maximum).
+    ``direction_at_1sd``: latent shifts of −1 and +1 prior sd (``--attr NAME
+    ±1``) at each number of ``tries``, the share of bars whose attribute moved
+    the way asked, over the bars whose value can move that way (not already at
+    the training minimum, or maximum). With more than one try a shift that left
+    its attribute unmoved searches further the same way.
     """
     from melodyvae.music.control import TOLERANCES, Request, control
 
@@ -201,7 +203,7 @@ def edit_benchmark(
     before = compute_attributes(tokens, bar_meters)
     per_request = []
     success: dict[int, dict[str, list[float]]] = {t: {} for t in tries}
-    direction: dict[str, float] = {}
+    direction: dict[int, dict[str, float]] = {t: {} for t in tries}
     for index, name in enumerate(ATTRIBUTE_NAMES):
         unit = 0.1 if name == "rhythmic_complexity" else 1.0
         fitted = [calibration.for_meter(m)[name] for m in bar_meters]
@@ -209,20 +211,25 @@ def edit_benchmark(
         high = np.array([f.high for f in fitted])
         if progress is not None:
             progress(f"edit benchmark: {name}")
-        rates = []
-        for sign in (-1.0, 1.0):
-            result = control(
-                trained,
-                calibration,
-                latents,
-                bar_meters,
-                [Request(name, "shift", sign)],
-                originals=tokens,
-            )
-            can_move = before[:, index] > low if sign < 0 else before[:, index] < high
-            met = np.array([o.met[name] for o in result.outcomes])
-            rates.append(float(met[can_move].mean()) if can_move.any() else None)
-        direction[name] = float(np.mean([r for r in rates if r is not None]))
+        for n_tries in tries:
+            rates = []
+            for sign in (-1.0, 1.0):
+                result = control(
+                    trained,
+                    calibration,
+                    latents,
+                    bar_meters,
+                    [Request(name, "shift", sign)],
+                    originals=tokens,
+                    tries=n_tries,
+                )
+                can_move = (
+                    before[:, index] > low if sign < 0 else before[:, index] < high
+                )
+                met = np.array([o.met[name] for o in result.outcomes])
+                if can_move.any():
+                    rates.append(float(met[can_move].mean()))
+            direction[n_tries][name] = float(np.mean(rates)) if rates else 0.0
         for change in changes:
             amount = change * unit
             target = before[:, index] + amount
@@ -268,7 +275,7 @@ def edit_benchmark(
             name: [c * (0.1 if name == "rhythmic_complexity" else 1.0) for c in changes]
             for name in ATTRIBUTE_NAMES
         },
-        "direction_at_1sd": _score(direction),
+        "direction_at_1sd": {f"tries_{n}": _score(per) for n, per in direction.items()},
         "success": {
             f"tries_{n}": _score({k: float(np.mean(v)) for k, v in per.items()})
             for n, per in success.items()
