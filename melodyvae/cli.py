@@ -2017,6 +2017,12 @@ def _load_corpus_with_progress(name: str, rebuild: bool, vocab=None):
         )
 
 
+# The image domain's commands (melodyvae images ...).
+from melodyvae.images.cli import images  # noqa: E402
+
+cli.add_command(images)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="melodyvae")

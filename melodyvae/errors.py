@@ -24,5 +24,10 @@ class CheckpointError(MelodyVAEError):
     """A checkpoint is missing, incomplete or of an incompatible version."""
 
 
+class DataError(MelodyVAEError):
+    """A data set (image arrays, an IDX or .npz file) is missing or malformed; the
+    message names the file and what was expected."""
+
+
 class MelodyVAEWarning(UserWarning):
     """Odd but readable input: the tool goes on and says what it assumed."""

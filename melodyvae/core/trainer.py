@@ -43,6 +43,12 @@ class TrainConfig:
     The learning rate follows a cosine from ``learning_rate`` in the first epoch to
     ``learning_rate * final_lr_fraction`` in the last; it is a function of the epoch
     alone, so resuming needs no scheduler state.
+
+    ``examples_per_epoch`` (None: the whole training split) makes an epoch the first
+    that many examples of the epoch's shuffled order (in whole batches): on a data
+    set too large to pass over between validations, each epoch draws a fresh
+    sample, and validation, the best-checkpoint choice and the learning rate go by
+    these shorter epochs.
     """
 
     epochs: int = 60
@@ -53,9 +59,15 @@ class TrainConfig:
     loss: ARConfig = field(default_factory=ARConfig)
     reg_dims: tuple[int, ...] = (0, 1, 2, 3)
     device: str = "cpu"
+    examples_per_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.examples_per_epoch is None:
+            # Runs over whole epochs are described (and resumed) as before the
+            # option existed.
+            del data["examples_per_epoch"]
+        return data
 
 
 @dataclass
@@ -97,6 +109,17 @@ def _batches(
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def _first_examples(batches: list[np.ndarray], n_examples: int) -> list[np.ndarray]:
+    """The leading batches holding at least ``n_examples`` examples (all if fewer)."""
+    kept, count = [], 0
+    for batch in batches:
+        if count >= n_examples:
+            break
+        kept.append(batch)
+        count += len(batch)
+    return kept
 
 
 def _make(
@@ -224,6 +247,8 @@ def train(
         sums: dict[str, float] = {}
         hits = total = 0
         batches = _batches(len(train_split), config.batch_size, rng, train_split.groups)
+        if config.examples_per_epoch is not None:
+            batches = _first_examples(batches, config.examples_per_epoch)
         n_batches = len(batches)
         for done, index in enumerate(batches, 1):
             x = _make(make_batch, train_split, index, rng).to(config.device)
