@@ -611,10 +611,9 @@ def _print_edit_benchmark(bench: dict[str, Any]) -> None:
     _console().print(table)
 
 
-def _model_corpus(trained, split: str):
-    """The split of the corpus ``trained`` was trained on, as a :class:`Split`."""
-    from melodyvae.music.training import evaluation_meters, model_split
-
+def _trained_corpus(trained):
+    """The corpus ``trained`` was trained on, built or loaded from the cache; a
+    warning when it was built differently (its splits may differ)."""
     corpus_name = trained.meta["corpus"]["name"]
     corpus = _load_corpus_with_progress(corpus_name, rebuild=False, vocab=trained.vocab)
     if corpus.key != trained.meta["corpus"].get("cache_key"):
@@ -623,6 +622,14 @@ def _model_corpus(trained, split: str):
             "on (another music21 or melodyvae version): splits may differ",
             corpus_name,
         )
+    return corpus
+
+
+def _model_corpus(trained, split: str):
+    """The split of the corpus ``trained`` was trained on, as a :class:`Split`."""
+    from melodyvae.music.training import evaluation_meters, model_split
+
+    corpus = _trained_corpus(trained)
     if trained.meter_aware:
         logger.info(
             "meter-aware model: scored on its %s bars",
@@ -793,14 +800,7 @@ def calibrate(checkpoint: Path | None, force: bool) -> None:
         raise MelodyVAEError(
             f"{trained.path}.json is already calibrated; --force fits it again"
         )
-    corpus_name = trained.meta["corpus"]["name"]
-    corpus = _load_corpus_with_progress(corpus_name, rebuild=False, vocab=trained.vocab)
-    if corpus.key != trained.meta["corpus"].get("cache_key"):
-        logger.warning(
-            "corpus %s was built differently from the one this model was trained "
-            "on (another music21 or melodyvae version): splits may differ",
-            corpus_name,
-        )
+    corpus = _trained_corpus(trained)
     with _console(stderr=True).status("encoding the training bars"):
         calibration = calibrate_model(trained, corpus)
     meta = {k: v for k, v in trained.meta.items() if k != "format_version"}

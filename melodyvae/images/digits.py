@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from melodyvae.core.cache import default_cache_dir
 from melodyvae.errors import DataError
 from melodyvae.images.morphometry import (
     MORPHOMETRY_VERSION,
@@ -55,17 +56,6 @@ class DigitSet:
     images: np.ndarray
     splits: dict[str, np.ndarray]
     identity: dict[str, Any]
-
-
-def default_cache_dir() -> Path:
-    """``$MELODYVAE_CACHE_DIR``, else ``corpora/`` of a source checkout, else
-    ``~/.cache/melodyvae/corpora`` (the music corpora's cache)."""
-    if "MELODYVAE_CACHE_DIR" in os.environ:
-        return Path(os.environ["MELODYVAE_CACHE_DIR"])
-    checkout = Path(__file__).resolve().parents[2] / "corpora"
-    if checkout.is_dir() and os.access(checkout, os.W_OK):
-        return checkout
-    return Path.home() / ".cache" / "melodyvae" / "corpora"
 
 
 def image_sha1(images: np.ndarray) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from melodyvae.core.cache import default_cache_dir
 from melodyvae.errors import MelodyVAEError, ReadError
 from melodyvae.music.melody import Melody
 from melodyvae.music.tokens import (
@@ -54,17 +55,6 @@ ESSEN_NOTICE = (
 NAMED_CORPORA = ("folk", "folk+essen", "chorales")
 SPLIT_SHARES = {"train": 0.8, "valid": 0.1, "test": 0.1}
 MUSIC_SUFFIXES = (".abc", ".mid", ".midi", ".musicxml", ".xml", ".mxl", ".krn")
-
-
-def default_cache_dir() -> Path:
-    """``$MELODYVAE_CACHE_DIR``, else ``corpora/`` of a source checkout, else
-    ``~/.cache/melodyvae/corpora``."""
-    if "MELODYVAE_CACHE_DIR" in os.environ:
-        return Path(os.environ["MELODYVAE_CACHE_DIR"])
-    checkout = Path(__file__).resolve().parents[2] / "corpora"
-    if checkout.is_dir() and os.access(checkout, os.W_OK):
-        return checkout
-    return Path.home() / ".cache" / "melodyvae" / "corpora"
 
 
 def _music21_corpus_dir() -> Path:
