@@ -638,12 +638,20 @@ def _model_corpus(trained, split: str):
     return corpus, model_split(corpus, split, trained)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one existing file (links included)."""
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _refuse_checkpoint_overwrite(trained, path: Path) -> None:
     own_files = {
         trained.path.with_name(trained.path.name + suffix).resolve()
         for suffix in (".json", ".safetensors")
     }
-    if path.resolve() in own_files:
+    if path.resolve() in own_files or any(_same_file(path, f) for f in own_files):
         raise MelodyVAEError(f"{path}: refusing to write over the checkpoint")
 
 
@@ -780,7 +788,9 @@ def evaluate(
 
 @cli.command()
 @checkpoint_option
-@force_option
+@click.option(
+    "--force", is_flag=True, help="Fit again a checkpoint that is calibrated."
+)
 def calibrate(checkpoint: Path | None, force: bool) -> None:
     """Fit the map between each attribute and its latent axis, in musical units.
 
@@ -1095,21 +1105,38 @@ set_option = click.option(
     "sign); NAME=+K or NAME=-K changes each bar's value by K. Needs a calibrated "
     "checkpoint (melodyvae calibrate).",
 )
+sample_set_option = click.option(
+    "--set",
+    "set_texts",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A target in the attribute's own unit for every sample (repeatable): "
+    "note_density=12 (notes), pitch_range=7, contour=+5 or contour=-5 "
+    "(semitones; signed values are targets too). Needs a calibrated checkpoint.",
+)
 tries_option = click.option(
     "--tries",
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Candidates decoded per bar; the one closest to the request, changing "
-    "the other attributes least and staying closest to the original, is kept.",
+    help="Candidates decoded per bar; the one closest to the request (then, "
+    "when editing, changing the other attributes least and staying closest to "
+    "the original bar) is kept.",
 )
 try_temperature_option = click.option(
     "--try-temperature",
     default=0.5,
     show_default=True,
     type=click.FloatRange(0.01, 10),
+    callback=lambda ctx, param, value: _finite(param, value),
     help="Temperature of the sampled candidates of --tries.",
 )
+
+
+def _finite(param, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number", param=param)
+    return value
 
 
 def _requests(shifts, set_texts, *, relative: bool) -> list:
@@ -1123,8 +1150,8 @@ def _requests(shifts, set_texts, *, relative: bool) -> list:
                 f"--attr {name} {delta}: DELTA must lie within -10..+10 prior sds"
             )
         requests.append(Request(name, "shift", delta))
-    requests.extend(parse_request(text, relative=relative) for text in set_texts)
     try:
+        requests.extend(parse_request(t, relative=relative) for t in set_texts)
         check_requests(requests)
     except MelodyVAEError as error:
         raise click.UsageError(str(error)) from None
@@ -1222,7 +1249,7 @@ def _requests_record(requests) -> list[dict[str, Any]]:
     help="Meter of the bars, e.g. 6/8 or 3/4 (one the model serves). "
     "Default: the model's first meter.",
 )
-@set_option
+@sample_set_option
 @tries_option
 @try_temperature_option
 @seed_option
@@ -1466,8 +1493,9 @@ def _path_summary(means) -> str:
         if total == 0:
             steady = "flat" if not steps.any() else "returns to its start"
         else:
-            share = float((steps * np.sign(total) >= 0).mean())
-            steady = f"{100 * share:.0f} % of steps towards the end"
+            towards = int((steps * np.sign(total) > 0).sum())
+            away = int((steps * np.sign(total) < 0).sum())
+            steady = f"{towards} of {len(steps)} steps towards the end, {away} away"
         parts.append(
             f"{name} {_fmt_mean(values[0], name)} → {_fmt_mean(values[-1], name)} "
             f"({steady})"
@@ -1637,13 +1665,16 @@ def edit(
     if out.resolve() == file.resolve():
         raise MelodyVAEError(f"{out}: refusing to write over the input file")
     outputs = [out] + ([report_path] if report_path is not None else [])
-    if report_path is not None and report_path.resolve() in (
-        out.resolve(),
-        file.resolve(),
+    if report_path is not None and (
+        report_path.resolve() == out.resolve() or _same_file(report_path, file)
     ):
         raise MelodyVAEError(f"{report_path}: the report needs a file of its own")
+    if _same_file(out, file):
+        raise MelodyVAEError(f"{out}: refusing to write over the input file")
     _refuse_overwrite(outputs, force)
     trained = _load_model(checkpoint)
+    for path in outputs:
+        _refuse_checkpoint_overwrite(trained, path)
     calibration = _calibration(trained, requests)
     melody = _read_tune(file, tune, part, voice, as_written)
     result = edit_melody(
@@ -1661,68 +1692,12 @@ def edit(
     out.parent.mkdir(parents=True, exist_ok=True)
     write_one, _ = _writers(output_format)
     write_one(result.melody, out)
-
-    from rich.table import Table
-
-    asked = ", ".join(r.describe() for r in requests)
-    table = Table(title=f"{file.name} → {out}: {asked}")
-    table.add_column("bar", justify="right")
-    for name in ATTRIBUTE_CHOICES:
-        table.add_column(f"{ATTRIBUTE_HEADERS[name]}\nbefore → after", justify="right")
-    table.add_column("note")
-    unselected = [r.index for r in reports if r.reason == UNSELECTED]
-    captions = []
-    if unselected:
-        captions.append(f"bars {_bar_ranges(unselected)}: not in --bars, kept")
-    if any(r.mode != "shift" for r in requests):
-        tolerances = ", ".join(
-            f"{r.name} ±{TOLERANCES[r.name]:g}" for r in requests if r.mode != "shift"
-        )
-        captions.append(f"(target) ✓ met within {tolerances}")
-    table.caption = "; ".join(captions) or None
     edited = [r for r in reports if r.status == "edited"]
-    for report in reports:
-        if report.reason == UNSELECTED:
-            continue
-        if report.status != "edited":
-            blank = [""] * len(ATTRIBUTE_CHOICES)
-            table.add_row(
-                str(report.index), *blank, f"[dim]kept: {report.reason}[/dim]"
-            )
-            continue
-        outcome = report.outcome
-        cells = [_request_cell(outcome, n) for n in ATTRIBUTE_CHOICES]
-        notes = []
-        if report.octaves:
-            notes.append(_octaves(report.octaves))
-        if tries > 1:
-            notes.append(f"try {outcome.candidate + 1}")
-        if outcome.notes_moved:
-            notes.append(f"{outcome.notes_moved} into key")
-        table.add_row(str(report.index), *cells, ", ".join(notes))
-    _console().print(table)
-    if result.octave_moves:
-        click.echo(_octave_line(result.octave_moves, result.pitch_window))
     outcomes = [r.outcome for r in edited]
-    if calibration is not None:
-        line = _range_line(outcomes, calibration)
-        if line:
-            click.echo(line)
-    if result.key is not None:
-        origin = "estimated by music21" if result.key.estimated else "key signature"
-        click.echo(
-            f"--keep-key: moved {result.notes_moved_into_key} decoded "
-            f"note{'s' if result.notes_moved_into_key != 1 else ''} into "
-            f"{result.key.name} ({origin})"
-        )
     n_met = sum(o.all_met for o in outcomes)
     missed = [r.index for r in edited if not r.outcome.all_met]
-    click.echo(
-        f"edited {len(edited)} of {len(reports)} bars; request met in {n_met} of "
-        f"{len(edited)}"
-        + (f" (not met: bars {_bar_ranges(missed)})" if missed else "")
-        + f"; wrote {out}"
-    )
+    # The report is written before anything is printed, so that a closed
+    # terminal cannot leave the output without it.
     if report_path is not None:
         record = {
             "file": str(file),
@@ -1758,7 +1733,65 @@ def edit(
         }
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(record, indent=2) + "\n")
-        click.echo(f"wrote {report_path}")
+
+    from rich.table import Table
+
+    asked = ", ".join(r.describe() for r in requests)
+    table = Table(title=f"{file.name} → {out}: {asked}")
+    table.add_column("bar", justify="right")
+    for name in ATTRIBUTE_CHOICES:
+        table.add_column(f"{ATTRIBUTE_HEADERS[name]}\nbefore → after", justify="right")
+    table.add_column("note")
+    unselected = [r.index for r in reports if r.reason == UNSELECTED]
+    captions = []
+    if unselected:
+        captions.append(f"bars {_bar_ranges(unselected)}: not in --bars, kept")
+    if any(r.mode != "shift" for r in requests):
+        tolerances = ", ".join(
+            f"{r.name} ±{TOLERANCES[r.name]:g}" for r in requests if r.mode != "shift"
+        )
+        captions.append(f"(target) ✓ met within {tolerances}")
+    table.caption = "; ".join(captions) or None
+    for report in reports:
+        if report.reason == UNSELECTED:
+            continue
+        if report.status != "edited":
+            blank = [""] * len(ATTRIBUTE_CHOICES)
+            table.add_row(
+                str(report.index), *blank, f"[dim]kept: {report.reason}[/dim]"
+            )
+            continue
+        outcome = report.outcome
+        cells = [_request_cell(outcome, n) for n in ATTRIBUTE_CHOICES]
+        notes = []
+        if report.octaves:
+            notes.append(_octaves(report.octaves))
+        if tries > 1:
+            notes.append(f"try {outcome.candidate + 1}")
+        if outcome.notes_moved:
+            notes.append(f"{outcome.notes_moved} into key")
+        table.add_row(str(report.index), *cells, ", ".join(notes))
+    _console().print(table)
+    if result.octave_moves:
+        click.echo(_octave_line(result.octave_moves, result.pitch_window))
+    if calibration is not None:
+        line = _range_line(outcomes, calibration)
+        if line:
+            click.echo(line)
+    if result.key is not None:
+        origin = "estimated by music21" if result.key.estimated else "key signature"
+        click.echo(
+            f"--keep-key: moved {result.notes_moved_into_key} decoded "
+            f"note{'s' if result.notes_moved_into_key != 1 else ''} into "
+            f"{result.key.name} ({origin})"
+        )
+    click.echo(
+        f"edited {len(edited)} of {len(reports)} bars; request met in {n_met} of "
+        f"{len(edited)}"
+        + (f" (not met: bars {_bar_ranges(missed)})" if missed else "")
+        + f"; wrote {out}"
+        + (f" and {report_path}" if report_path is not None else "")
+    )
 
 
 def _octaves(octaves: int) -> str:

@@ -294,7 +294,7 @@ def test_edit_with_targets_writes_a_report_of_requested_and_achieved(
         error = bar["after"]["note_density"] - bar["requested"]["note_density"]
         assert bar["error"]["note_density"] == pytest.approx(error)
         assert set(bar["unrequested_change"]) == {"rhythmic_complexity", "contour"}
-        assert 0 <= bar["candidate"] < 3
+        assert 1 <= bar["try"] <= 3
     kept = [b for b in record["bars"] if b["status"] == "kept"]
     assert {b["reason"] for b in kept} >= {"final bar"}
     pretty_midi.PrettyMIDI(str(out))
@@ -359,3 +359,41 @@ def test_evaluate_runs_the_edit_benchmark(tiny_model, tmp_path):
     assert len(bench["per_request"]) == 32
     for entry in bench["per_request"]:
         assert entry["success"] is None or 0 <= entry["success"] <= 1
+
+
+def test_edit_never_writes_over_its_checkpoint(tiny_model, tmp_path):
+    stem = tmp_path / "own"
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(str(tiny_model["stem"]) + suffix, str(stem) + suffix)
+    before = stem.with_suffix(".json").read_text()
+    for extra in (
+        ["-o", str(tmp_path / "x.mid"), "--report", str(stem) + ".json"],
+        ["-o", str(stem) + ".safetensors", "--format", "midi"],
+    ):
+        args = ["edit", str(REEL), "--set", "note_density=+1", "-c", str(stem)]
+        result = CliRunner().invoke(cli, args + extra + ["--force"])
+        assert result.exit_code == 1
+        assert "refusing to write over the checkpoint" in result.output
+    assert stem.with_suffix(".json").read_text() == before
+
+
+@pytest.mark.parametrize("bad", ["garbage", {"version": 1, "grids": {"4/4": 3}}])
+def test_a_malformed_calibration_is_one_line(tiny_model, tmp_path, bad):
+    stem = tmp_path / "bad"
+    shutil.copy(str(tiny_model["stem"]) + ".safetensors", str(stem) + ".safetensors")
+    meta = json.loads(tiny_model["stem"].with_suffix(".json").read_text())
+    meta["calibration"] = bad
+    stem.with_suffix(".json").write_text(json.dumps(meta))
+    args = ["edit", str(REEL), "--set", "note_density=8", "-c", str(stem)]
+    result = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "x.mid")])
+    assert result.exit_code == 1
+    assert "malformed calibration" in result.output
+    assert "calibrate --force" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("text", ["foo=3", "note_density=abc", "note_density=1e309"])
+def test_a_malformed_set_is_a_usage_error(tiny_model, tmp_path, text):
+    args = ["edit", str(REEL), "--set", text, "-o", str(tmp_path / "x.mid")]
+    result = CliRunner().invoke(cli, args + ["-c", str(tiny_model["stem"])])
+    assert result.exit_code == 2, result.output

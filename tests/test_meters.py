@@ -26,7 +26,7 @@ JIG = DATA / "ryans_mammoth_jigs" / "BridalJig.abc"
 def test_config_of_a_single_grid_model_is_described_as_before():
     config = MeasureVAEConfig(vocab_size=51)
     assert "meters" not in config.to_dict()
-    shipped = json.loads((Path("checkpoints") / "folk.json").read_text())
+    shipped = json.loads((Path("checkpoints") / "chorales.json").read_text())
     assert MeasureVAEConfig.from_dict(shipped["model_config"]).meters == ()
 
 
@@ -121,10 +121,32 @@ def test_a_meter_the_model_does_not_serve_is_one_clear_line(meter_model, tmp_pat
         f"melodyvae: error: {stem}: this model serves 4/4, 2/2, 2/4, 6/8, not 3/4"
     ]
     assert not (tmp_path / "w").exists()
-    # The shipped folk model serves 4-beat bars only.
-    shipped = CliRunner().invoke(cli, ["sample", "--meter", "6/8", "-o", str(tmp_path)])
+    # The shipped chorale model serves 4-beat bars only.
+    args = [
+        "sample",
+        "--meter",
+        "6/8",
+        "-o",
+        str(tmp_path),
+        "-c",
+        "checkpoints/chorales",
+    ]
+    shipped = CliRunner().invoke(cli, args)
     assert shipped.exit_code == 1
-    assert "checkpoints/folk: this model serves 4/4, 2/2, not 6/8" in shipped.output
+    assert "checkpoints/chorales: this model serves 4/4, 2/2, not 6/8" in shipped.output
+
+
+@pytest.mark.parametrize("meter", ["6/8", "3/4", "2/4", "9/8"])
+def test_the_shipped_folk_model_samples_bars_of_other_meters(meter, tmp_path):
+    from melodyvae.music.reading import read_melodies
+
+    out = tmp_path / "s"
+    args = ["sample", "--n", "2", "--meter", meter, "-o", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    for path in sorted(out.glob("sample_*.mid")):
+        (melody,) = read_melodies(path)
+        assert {bar.meter for bar in melody.bars} == {meter}
 
 
 def test_edit_a_jig_with_the_meter_aware_model(meter_model, tmp_path):

@@ -317,10 +317,17 @@ def calibration_of(meta: dict[str, Any], where: str = "") -> Calibration:
             f"{label}this checkpoint has no calibration of its attributes; "
             f"run `{command}` once to add it"
         )
+    fix = (
+        f"; run `melodyvae calibrate --force -c {where}` to fit it again"
+        if where
+        else ""
+    )
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{label}malformed calibration (not an object){fix}")
     try:
         return Calibration.from_dict(data)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{label}malformed calibration ({error})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"{label}malformed calibration ({error}){fix}") from None
 
 
 def calibrate_model(trained, corpus) -> Calibration:
@@ -343,7 +350,7 @@ def calibrate_model(trained, corpus) -> Calibration:
         split,
         bar_meters,
         trained.attribute_dims,
-        corpus=trained.meta.get("corpus"),
+        corpus=corpus.identity(),
     )
     # The grids list the meters the model serves, not the bars' canonical grids.
     served = {}

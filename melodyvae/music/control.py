@@ -111,6 +111,8 @@ def parse_request(text: str, *, relative: bool = True) -> Request:
         )
     name, equals, sign, number = match.groups()
     amount = float(number) * (-1.0 if sign == "-" else 1.0)
+    if not np.isfinite(amount):
+        raise MelodyVAEError(f"--set {text!r}: {number} is too large")
     mode = "change" if relative and sign and equals == "=" else "target"
     return Request(name, mode, amount)
 
@@ -124,7 +126,8 @@ class BarOutcome:
     when it lay outside it), ``out_of_range`` the requested attributes whose target
     lay outside, ``met`` per requested attribute whether it was reached within
     :data:`TOLERANCES` (a shift: moved the right way; a change: both).
-    ``candidate`` is the try that was kept (0 = the most likely decoding),
+    ``candidate`` is the try that was kept (0 = the most likely decoding; the
+    report counts tries from 1),
     ``notes_moved`` how many notes key snapping moved in it.
     """
 
@@ -170,7 +173,7 @@ class BarOutcome:
             "all_met": self.all_met,
             "error": self.errors(),
             "unrequested_change": self.crosstalk(),
-            "candidate": self.candidate,
+            "try": self.candidate + 1,
             "notes_moved_into_key": self.notes_moved,
         }
 
