@@ -169,3 +169,14 @@ def test_evaluate_scores_the_4_beat_bars(meter_model, tmp_path):
     record = json.loads(out.read_text())
     assert record["meters"] == ["4/4"]
     assert 0 <= record["recon_accuracy"] <= 1
+
+
+@pytest.mark.parametrize(
+    "tune", ["ryans_mammoth_jigs/BridalJig.abc", "waltz_3_4.abc"], ids=["jig", "waltz"]
+)
+def test_the_shipped_folk_model_edits_a_jig_and_a_waltz(tune, tmp_path):
+    out = tmp_path / "edited.mid"
+    args = ["edit", str(DATA / tune), "--attr", "contour", "1.5", "-o", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "edited" in result.output and out.is_file()
