@@ -1290,6 +1290,8 @@ def sample(
     )
 
     requests = _requests((), set_texts, relative=False)
+    if not requests and tries > 1:
+        logger.warning("--tries has no effect without --set")
     trained = _load_model(checkpoint)
     calibration = _calibration(trained, requests)
     meter = meter or trained.meters[0]
