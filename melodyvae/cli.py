@@ -19,6 +19,10 @@ from typing import Any
 
 import click
 
+from melodyvae.cli_support import METRIC_ROWS
+from melodyvae.cli_support import check_device as _check_device
+from melodyvae.cli_support import console as _console
+from melodyvae.cli_support import refuse_overwrite as _refuse_overwrite
 from melodyvae.errors import MelodyVAEError, MelodyVAEWarning
 from melodyvae.music.attributes import ATTRIBUTE_NAMES
 
@@ -35,12 +39,6 @@ ATTRIBUTE_HEADERS = {
     "note_density": "note density\n(notes)",
     "contour": "contour\n(semitones)",
 }
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
 
 
 class _Group(click.Group):
@@ -201,30 +199,6 @@ def _load_model(checkpoint: Path | None):
     from melodyvae.music.training import load_trained_model
 
     return load_trained_model(checkpoint)
-
-
-def _refuse_overwrite(paths: list[Path], force: bool) -> None:
-    """Check outputs before any work: no overwriting without ``force``, only
-    regular files replaced, and a folder that can be written."""
-    for path in paths:
-        if path.exists() and not path.is_file():
-            raise MelodyVAEError(f"{path}: exists and is not a regular file")
-    for folder in {path.parent for path in paths}:
-        existing_folder = folder
-        while (
-            not existing_folder.exists() and existing_folder != existing_folder.parent
-        ):
-            existing_folder = existing_folder.parent
-        if not existing_folder.is_dir() or not os.access(existing_folder, os.W_OK):
-            raise MelodyVAEError(f"{folder}: cannot write output there")
-    existing = [p for p in paths if p.exists()]
-    if existing and not force:
-        more = (
-            f" (and {len(existing) - 1} more output files)" if len(existing) > 1 else ""
-        )
-        raise MelodyVAEError(
-            f"{existing[0]} already exists{more}; use --force to overwrite"
-        )
 
 
 def _series_paths(
@@ -504,29 +478,6 @@ def _parse_meters(text: str | None) -> tuple[str, ...] | None:
             param_hint="--meters",
         )
     return meters
-
-
-def _check_device(device: str) -> None:
-    import torch
-
-    try:
-        torch.zeros(1, device=device).sum().item()
-    except (RuntimeError, AssertionError, NotImplementedError) as error:
-        raise MelodyVAEError(
-            f"device {device!r} is not usable here ({error})"
-        ) from None
-
-
-METRIC_ROWS = (
-    ("interpretability", "interpretability"),
-    ("mig", "MIG"),
-    ("sap", "SAP"),
-    ("modularity", "modularity"),
-    ("scc", "SCC"),
-    ("spearman", "Spearman, own dim"),
-    ("traversal_spearman", "traversal Spearman"),
-    ("traversal_crosstalk", "traversal crosstalk (sd)"),
-)
 
 
 def _print_metrics(metrics: dict[str, Any], title: str) -> None:

@@ -16,32 +16,13 @@ from typing import Any
 
 import click
 
+from melodyvae.cli_support import METRIC_ROWS
+from melodyvae.cli_support import check_device as _check_device
+from melodyvae.cli_support import console as _console
+from melodyvae.cli_support import refuse_overwrite as _refuse_overwrite
 from melodyvae.errors import MelodyVAEError
 
 DATASET_CHOICES = ("sprites", "digits")
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
-
-
-def _refuse_overwrite(paths: list[Path], force: bool) -> None:
-    existing = [p for p in paths if p.exists()]
-    if existing and not force:
-        raise MelodyVAEError(f"{existing[0]} exists; pass --force to overwrite")
-
-
-def _check_device(device: str) -> None:
-    import torch
-
-    try:
-        torch.zeros(1, device=device).sum().item()
-    except (RuntimeError, AssertionError, NotImplementedError) as error:
-        raise MelodyVAEError(
-            f"device {device!r} is not usable here ({error})"
-        ) from None
 
 
 checkpoint_option = click.option(
@@ -53,17 +34,6 @@ checkpoint_option = click.option(
 )
 force_option = click.option(
     "--force", is_flag=True, help="Overwrite existing output files."
-)
-
-METRIC_ROWS = (
-    ("interpretability", "interpretability"),
-    ("mig", "MIG"),
-    ("sap", "SAP"),
-    ("modularity", "modularity"),
-    ("scc", "SCC"),
-    ("spearman", "Spearman, own dim"),
-    ("traversal_spearman", "traversal Spearman"),
-    ("traversal_crosstalk", "traversal crosstalk (sd)"),
 )
 
 
