@@ -512,7 +512,9 @@ def _edit_benchmark(trained, data, n_bars: int, status) -> dict | None:
     from melodyvae.music.training import split_meters
 
     try:
-        calibration = calibration_of(trained.meta, str(trained.path))
+        calibration = calibration_of(
+            trained.meta, str(trained.path), _fingerprint(trained)
+        )
     except CalibrationMissing as missing:
         logger.warning("edit benchmark skipped: %s", missing)
         return None
@@ -1080,8 +1082,24 @@ try_temperature_option = click.option(
     show_default=True,
     type=click.FloatRange(0.01, 10),
     callback=lambda ctx, param, value: _finite(param, value),
-    help="Temperature of the sampled candidates of --tries.",
+    help="Temperature of the sampled candidates of --tries (every 8th try is "
+    "one; the others decode the most likely bar).",
 )
+
+
+def _warn_idle_try_temperature(requests, tries: int) -> None:
+    """Warn when --try-temperature is given but no candidate is sampled."""
+    from melodyvae.music.control import SAMPLE_EVERY, samples_candidates
+
+    source = click.get_current_context().get_parameter_source("try_temperature")
+    if source is click.core.ParameterSource.DEFAULT:
+        return
+    if not samples_candidates(requests, tries):
+        logger.warning(
+            "--try-temperature has no effect here: only sampled candidates use "
+            f"it, and they come every {SAMPLE_EVERY}th try (--tries {SAMPLE_EVERY} "
+            "or more)"
+        )
 
 
 def _finite(param, value: float) -> float:
@@ -1116,7 +1134,13 @@ def _calibration(trained, requests):
 
     if not needs_calibration(requests):
         return None
-    return calibration_of(trained.meta, str(trained.path))
+    return calibration_of(trained.meta, str(trained.path), _fingerprint(trained))
+
+
+def _fingerprint(trained) -> str:
+    from melodyvae.core.checkpoint import weights_fingerprint
+
+    return weights_fingerprint(trained.model.state_dict())
 
 
 def _request_cell(outcome, name: str) -> str:
@@ -1243,6 +1267,7 @@ def sample(
     requests = _requests((), set_texts, relative=False)
     if not requests and tries > 1:
         logger.warning("--tries has no effect without --set")
+    _warn_idle_try_temperature(requests, tries)
     trained = _load_model(checkpoint)
     calibration = _calibration(trained, requests)
     meter = meter or trained.meters[0]
@@ -1613,6 +1638,7 @@ def edit(
             "give at least one --attr NAME DELTA or --set NAME=VALUE"
         )
     requests = _requests(shifts, set_texts, relative=True)
+    _warn_idle_try_temperature(requests, tries)
     output_format = _edit_format(out, output_format)
     out = out or file.with_name(f"{file.stem}-edited{FORMAT_SUFFIXES[output_format]}")
     if out.resolve() == file.resolve():

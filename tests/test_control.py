@@ -199,6 +199,15 @@ def test_key_scale_from_the_signature_and_estimated():
         key_scale(None, [])
 
 
+def test_key_scale_of_a_tune_without_a_key_is_estimated_from_its_notes():
+    from melodyvae.music.reading import read_melodies
+
+    melody = read_melodies(DATA / "key_none.abc")[0]
+    scale = key_scale(melody.key, [n.pitch for n in melody.notes])
+    # D F A d f ... with every F natural.
+    assert scale.estimated and scale.name == "D minor"
+
+
 def test_snapping_moves_notes_outside_the_key_towards_the_next_note():
     vocab = Vocabulary()
     rest, hold = vocab.rest, vocab.hold
@@ -390,6 +399,54 @@ def test_a_malformed_calibration_is_one_line(tiny_model, tmp_path, bad):
     assert "malformed calibration" in result.output
     assert "calibrate --force" in result.output
     assert "Traceback" not in result.output
+
+
+def test_sampled_candidates_come_every_eighth_try_while_searching():
+    from melodyvae.music.control import samples_candidates
+
+    target = [parse_request("note_density=8")]
+    zero_shift = [Request("note_density", "shift", 0.0)]
+    assert not samples_candidates(target, 7) and samples_candidates(target, 8)
+    assert not samples_candidates(zero_shift, 1)
+    assert samples_candidates(zero_shift, 2)
+
+
+def test_an_idle_try_temperature_is_said(tiny_model, tmp_path):
+    args = ["edit", str(REEL), "--attr", "note_density", "1", "--tries", "3"]
+    args += ["--try-temperature", "0.9", "-o", str(tmp_path / "x.mid")]
+    result = CliRunner().invoke(cli, args + ["-c", str(tiny_model["stem"])])
+    assert result.exit_code == 0, result.output
+    assert "--try-temperature has no effect" in result.output
+
+
+def test_a_calibration_fitted_to_other_weights_is_refused(tiny_model, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    stem = tmp_path / "swapped"
+    meta = json.loads(tiny_model["stem"].with_suffix(".json").read_text())
+    assert len(meta["calibration"]["weights"]) == 64
+    stem.with_suffix(".json").write_text(json.dumps(meta))
+    weights = load_file(str(tiny_model["stem"]) + ".safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 0.01
+    save_file(weights, str(stem) + ".safetensors")
+    args = ["edit", str(REEL), "--set", "note_density=8", "-c", str(stem)]
+    result = CliRunner().invoke(cli, args + ["-o", str(tmp_path / "x.mid")])
+    assert result.exit_code == 1
+    assert "fitted to other weights" in result.output
+    assert "calibrate --force" in result.output
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_the_shipped_calibrations_belong_to_their_weights():
+    from melodyvae.core.checkpoint import weights_fingerprint
+    from melodyvae.music.training import load_trained_model
+
+    for name in ("folk", "chorales"):
+        trained = load_trained_model(Path(__file__).parents[1] / "checkpoints" / name)
+        fingerprint = weights_fingerprint(trained.model.state_dict())
+        calibration = calibration_of(trained.meta, name, fingerprint)
+        assert calibration.weights == fingerprint
 
 
 @pytest.mark.parametrize("text", ["foo=3", "note_density=abc", "note_density=1e309"])

@@ -428,6 +428,24 @@ def test_key_change_line_abc_respells_the_notes_after_it() -> None:
     assert bar_notes(melody, 1) == quarters("B-4", "C5", "D5", "B-4")
 
 
+def test_key_none_abc_has_no_key() -> None:
+    # music21 gives K:none a C major signature; the tune has no key at all.
+    melody = read_one("key_none.abc")
+
+    assert melody.key is None
+    assert bar_notes(melody, 2) == [(F(0), F(2), "D5"), (F(2), F(2), "A4")]
+
+
+def test_key_highland_pipes_abc_without_and_with_signature() -> None:
+    # K:HP: bagpipe notation without a signature (no key); K:Hp: the pipes'
+    # signature of two sharps, so c and f sound C sharp and F sharp.
+    assert read_one("key_highland_pipes.abc").key is None
+    with_signature = read_one("key_highland_pipes_hp.abc")
+    assert with_signature.key == "D major"
+    assert bar_notes(with_signature, 1)[0] == (F(0), F(1, 2), "E5")
+    assert bar_notes(with_signature, 1)[1] == (F(1, 2), F(1, 2), "C#5")
+
+
 def test_two_voices_abc_reads_one_voice_at_a_time() -> None:
     upper = read_melodies(DATA / "two_voices.abc")
     lower = read_melodies(DATA / "two_voices.abc", voice=1)

@@ -11,6 +11,7 @@ weights and optimiser state, read back with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -68,6 +69,18 @@ def save_checkpoint(
         stem.with_name(stem.name + ".json"), lambda p: Path(p).write_text(text)
     )
     return stem
+
+
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    """A SHA-256 of the weights: every tensor's name, dtype, shape and values, in
+    name order. What is fitted to one set of weights (a calibration) records it,
+    so that weights swapped under it are noticed."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_description(stem: str | Path, meta: dict[str, Any]) -> Path:

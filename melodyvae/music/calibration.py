@@ -17,14 +17,16 @@ against bars of the same grid: 2-beat bars run 0-12 notes, 4-beat bars 0-24), a
 single-grid model once. The calibration lives in the checkpoint's JSON under
 ``"calibration"``::
 
-    {"version": 1, "split": "train", "corpus": {...}, "grids": {
+    {"version": 1, "split": "train", "corpus": {...}, "weights": "<sha256>", "grids": {
         "4/4": {"meters": ["4/4", "2/2"], "n_bars": 20903, "attributes": {
             "note_density": {"dim": 2, "coordinates": [...], "values": [...],
                              "min": 0.0, "max": 16.0,
                              "percentiles": {"1": 2.0, "5": 4.0, ...}}, ...}}}}
 
 ``min``/``max`` are the attribute's range over the training bars of that grid: a
-target outside them asks for something the model never saw.
+target outside them asks for something the model never saw. ``weights`` is the
+fingerprint of the weights the calibration was fitted to; a calibration read with
+other weights beside it is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from melodyvae.core.checkpoint import weights_fingerprint
 from melodyvae.core.trainer import Split
 from melodyvae.errors import CheckpointError, MelodyVAEError
 from melodyvae.music.attributes import ATTRIBUTE_NAMES
@@ -223,6 +226,10 @@ class Calibration:
     n_bars: dict[str, int]
     split: str = "train"
     corpus: dict[str, Any] | None = None
+    # The fingerprint of the weights it was fitted to
+    # (:func:`~melodyvae.core.checkpoint.weights_fingerprint`); None in a
+    # calibration written before fingerprints were recorded.
+    weights: str | None = None
 
     def for_meter(self, meter: str) -> dict[str, AttributeCalibration]:
         """The attribute maps for bars of ``meter``. Raises
@@ -241,6 +248,7 @@ class Calibration:
             "method": "sklearn IsotonicRegression, posterior mean -> value",
             "split": self.split,
             "corpus": self.corpus,
+            "weights": self.weights,
             "grids": {
                 grid: {
                     "meters": self.meters[grid],
@@ -263,8 +271,16 @@ class Calibration:
             }
             meters[grid] = list(entry["meters"])
             n_bars[grid] = int(entry["n_bars"])
+        weights = data.get("weights")
+        if weights is not None and not isinstance(weights, str):
+            raise ValueError("the weights fingerprint is not a string")
         return cls(
-            grids, meters, n_bars, data.get("split", "train"), data.get("corpus")
+            grids,
+            meters,
+            n_bars,
+            data.get("split", "train"),
+            data.get("corpus"),
+            weights,
         )
 
 
@@ -303,11 +319,15 @@ def fit_calibration(
     return Calibration(grids, meters, n_bars, "train", corpus)
 
 
-def calibration_of(meta: dict[str, Any], where: str = "") -> Calibration:
+def calibration_of(
+    meta: dict[str, Any], where: str = "", weights: str | None = None
+) -> Calibration:
     """The calibration stored in a checkpoint's JSON ``meta``.
 
     Raises :class:`CalibrationMissing` when there is none (the message says to
-    run ``melodyvae calibrate``) and :class:`CheckpointError` when it is malformed.
+    run ``melodyvae calibrate``) and :class:`CheckpointError` when it is malformed
+    or, given the fingerprint ``weights`` of the checkpoint's weights, was fitted
+    to other weights (a calibration without a fingerprint is taken as it is).
     """
     data = meta.get("calibration")
     label = f"{where}: " if where else ""
@@ -325,9 +345,14 @@ def calibration_of(meta: dict[str, Any], where: str = "") -> Calibration:
     if not isinstance(data, dict):
         raise CheckpointError(f"{label}malformed calibration (not an object){fix}")
     try:
-        return Calibration.from_dict(data)
+        calibration = Calibration.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{label}malformed calibration ({error}){fix}") from None
+    if weights is not None and calibration.weights not in (None, weights):
+        raise CheckpointError(
+            f"{label}the calibration was fitted to other weights than these{fix}"
+        )
+    return calibration
 
 
 def calibrate_model(trained, corpus) -> Calibration:
@@ -362,4 +387,5 @@ def calibrate_model(trained, corpus) -> Calibration:
         calibration.n_bars,
         calibration.split,
         calibration.corpus,
+        weights_fingerprint(trained.model.state_dict()),
     )

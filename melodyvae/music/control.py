@@ -61,6 +61,19 @@ _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?"
 _REQUEST = re.compile(rf"^\s*([a-z_]+)\s*(==|=)\s*([+-]?)({_NUMBER})\s*$")
 
 
+# With a search under way, every SAMPLE_EVERY-th try is a sampled candidate.
+SAMPLE_EVERY = 8
+
+
+def samples_candidates(requests: list[Request], tries: int) -> bool:
+    """Whether ``tries`` candidates per bar include sampled ones (the only ones
+    the try temperature acts on): the first is the most likely decoding; then,
+    while a request searches along its coordinate (any but a zero shift), every
+    :data:`SAMPLE_EVERY`-th try; without a search, every try."""
+    searching = any(r.mode != "shift" or r.amount for r in requests)
+    return tries >= (SAMPLE_EVERY if searching else 2)
+
+
 @dataclass(frozen=True)
 class Request:
     """One attribute request; see the module docstring for the three modes."""
@@ -516,7 +529,7 @@ def control(
         )
     centre = codes.copy()
     for attempt in range(1, tries):
-        if searches and attempt % 8 != 7:
+        if searches and attempt % SAMPLE_EVERY != SAMPLE_EVERY - 1:
             candidate_codes = unaimed.copy()
             for name, search in searches.items():
                 dim = trained.attribute_dims[name]

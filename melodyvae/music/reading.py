@@ -1511,6 +1511,16 @@ def _parse_abc_part(
     return part, repair
 
 
+def _abc_without_key(header: list[str]) -> bool:
+    """Whether the tune's key field names no key: ``K:none``, or ``K:HP`` (bagpipe
+    music written without a signature; ``K:Hp`` has one, two sharps). music21
+    reads both as C major; the melody's key is then unknown, and what needs one
+    estimates it."""
+    value = _field_value(header, "K")
+    words = value.split() if value else []
+    return bool(words) and (words[0].lower() == "none" or words[0] == "HP")
+
+
 def _read_abc_tune(
     tune_lines: list[str],
     file_header: list[str],
@@ -1562,7 +1572,7 @@ def _read_abc_tune(
         if expand_repeats:
             part = _played_order(part, melody_warnings)
         if index == 0:
-            key_name = _first_key(part)
+            key_name = None if _abc_without_key(header) else _first_key(part)
             tempo_qpm = _first_tempo(part, melody_warnings)
         first_ts = part.recurse().getElementsByClass(meter.TimeSignature).first()
         if first_ts is not None:
