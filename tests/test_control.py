@@ -454,3 +454,25 @@ def test_a_malformed_set_is_a_usage_error(tiny_model, tmp_path, text):
     args = ["edit", str(REEL), "--set", text, "-o", str(tmp_path / "x.mid")]
     result = CliRunner().invoke(cli, args + ["-c", str(tiny_model["stem"])])
     assert result.exit_code == 2, result.output
+
+
+def test_an_edited_bar_is_the_same_whichever_other_bars_are_edited(
+    tiny_model, tmp_path
+):
+    args = ["edit", str(REEL), "--attr", "note_density", "1", "--tries", "8"]
+    args += ["-c", str(tiny_model["stem"]), "--seed", "5"]
+    outputs = {}
+    for bars in ("1-8", "4"):
+        out = tmp_path / f"bars-{bars}.mid"
+        result = CliRunner().invoke(cli, args + ["--bars", bars, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        midi = pretty_midi.PrettyMIDI(str(out))
+        outputs[bars] = midi
+
+    # Bar 4 (0-based bar 3 of the reel, no pickup) in both files.
+    def bar_notes(midi):
+        start, end = midi.get_downbeats()[3:5]
+        notes = midi.instruments[0].notes
+        return [(n.pitch, round(n.start, 4)) for n in notes if start <= n.start < end]
+
+    assert bar_notes(outputs["1-8"]) == bar_notes(outputs["4"])

@@ -128,3 +128,25 @@ def test_a_bar_wider_than_the_window_fits_no_octave():
         "in any octave"
     )
     assert encodable.indices == [2, 3]
+
+
+def test_a_sampled_measure_does_not_depend_on_the_others_decoded_with_it(
+    tiny_model,
+):
+    from melodyvae.music.generation import decode_latents, prior_codes
+    from melodyvae.music.training import load_trained_model
+
+    trained = load_trained_model(tiny_model["stem"])
+    codes = prior_codes(trained, 5, seed=3)
+    meters = [trained.meters[0]] * 5
+    together = decode_latents(trained, codes, meters, temperature=1.0, seed=7)
+    alone = decode_latents(
+        trained, codes[3:4], meters[:1], temperature=1.0, seed=7, row_ids=[3]
+    )
+    assert np.array_equal(alone[0], together[3])
+    # Another seed or another number draws other notes.
+    others = [
+        decode_latents(trained, codes[3:4], meters[:1], temperature=1.0, seed=s)
+        for s in (7, 8)
+    ]
+    assert not all(np.array_equal(o[0], together[3]) for o in others)

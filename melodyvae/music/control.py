@@ -444,6 +444,7 @@ def control(
     temperature: float = DEFAULT_TRY_TEMPERATURE,
     seed: int = 0,
     snap=None,
+    row_ids: np.ndarray | list[int] | None = None,
 ) -> Controlled:
     """Decode ``latents`` (N, Z) of bars of ``meters`` as ``requests`` ask, keep
     the best of ``tries`` candidates per bar and verify every one.
@@ -451,7 +452,9 @@ def control(
     ``originals`` (N, T) are the bars the codes came from (None for new bars):
     changes are measured from them and candidates that stay closer to them win
     ties. ``snap`` (tokens → (tokens, notes moved per bar)) is applied to every
-    candidate before it is measured (key snapping).
+    candidate before it is measured (key snapping). ``row_ids`` (default 0 ..
+    N-1) number the bars for their sampled candidates: a bar with the same
+    number, code and seed gets the same candidates whichever bars come with it.
     """
     from melodyvae.music.generation import decode_latents
 
@@ -478,7 +481,12 @@ def control(
 
     def decoded(candidate_codes: np.ndarray, temp: float, try_seed: int):
         tokens = decode_latents(
-            trained, candidate_codes, meters, temperature=temp, seed=try_seed
+            trained,
+            candidate_codes,
+            meters,
+            temperature=temp,
+            seed=try_seed,
+            row_ids=row_ids,
         )
         moved = np.zeros(n, dtype=np.int64)
         if snap is not None:

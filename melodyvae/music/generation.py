@@ -116,15 +116,19 @@ def decode_latents(
     temperature: float = 0.0,
     seed: int | None = None,
     width: int | None = None,
+    row_ids: np.ndarray | list[int] | None = None,
 ) -> np.ndarray:
     """Token measures (N, T) decoded from latent codes (N, Z).
 
     ``meters`` gives the meter of each measure to decode (None: the model's
     default); measures shorter than T are padded with -1. T is ``width``, by
     default the longest measure's length.
-    ``temperature`` 0 takes the most likely token at every slot; above 0 samples.
+    ``temperature`` 0 takes the most likely token at every slot; above 0 samples,
+    each measure with random numbers of its own drawn from ``seed`` and its
+    number in ``row_ids`` (default 0 .. N-1), so that a measure decodes the same
+    whichever others are decoded with it (no seed: fresh random numbers).
     """
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    row_ids = np.arange(len(latents)) if row_ids is None else np.asarray(row_ids)
     groups = _groups(trained, len(latents), meters)
     width = width or max(group_width for _, group_width, _ in groups)
     out = np.full((len(latents), width), PAD, dtype=np.int64)
@@ -134,11 +138,29 @@ def decode_latents(
                 part = rows[start : start + BATCH]
                 z = torch.as_tensor(latents[part], dtype=torch.float32)
                 chunk = None if meter is None else meter[start : start + BATCH]
+                uniforms = None
+                if temperature > 0:
+                    uniforms = torch.from_numpy(
+                        _row_uniforms(seed, row_ids[part], group_width)
+                    )
                 tokens, _ = trained.model.decode_free(
-                    z, chunk, temperature=temperature, generator=generator
+                    z, chunk, temperature=temperature, uniforms=uniforms
                 )
                 out[part, :group_width] = tokens.numpy()
     return out
+
+
+def _row_uniforms(seed: int | None, rows: np.ndarray, width: int) -> np.ndarray:
+    """Uniform numbers (len(rows), width) float32, each row's from ``seed`` and
+    its id alone (fresh ones without a seed)."""
+    if seed is None:
+        return np.random.default_rng().random((len(rows), width), dtype=np.float32)
+    return np.stack(
+        [
+            np.random.default_rng([seed, int(row)]).random(width, dtype=np.float32)
+            for row in rows
+        ]
+    ).reshape(len(rows), width)
 
 
 def sample_measures(
@@ -596,6 +618,7 @@ def edit_melody(
         temperature=temperature,
         seed=seed,
         snap=snap,
+        row_ids=selected,
     )
     edited = replace_bars(
         melody,

@@ -262,12 +262,16 @@ class MeasureVAE(nn.Module):
         targets: torch.Tensor | None = None,
         teacher_forcing: float = 0.0,
         generator: torch.Generator | None = None,
+        uniforms: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode token by token; returns tokens (B, T) and logits (B, T, V).
 
         ``temperature`` 0 takes the argmax; above 0 samples from the softmax at that
-        temperature. With ``targets`` and ``teacher_forcing`` p, each step feeds the
-        true previous token with probability p (scheduled sampling).
+        temperature, with ``uniforms`` (B, T) in [0, 1) when given (the token whose
+        cumulative probability first exceeds the row's number at that slot, so a
+        row's sample does not depend on the other rows), else with ``generator``.
+        With ``targets`` and ``teacher_forcing`` p, each step feeds the true
+        previous token with probability p (scheduled sampling).
         """
         c = self.config
         batch = z.shape[0]
@@ -282,7 +286,12 @@ class MeasureVAE(nn.Module):
                 step_input = torch.cat([self.embedding(previous), projection], dim=1)
                 output, state = self.tick_rnn(step_input[:, None, :], state)
                 logits = self.to_logits(output[:, 0])  # (B, V)
-                if temperature > 0:
+                if temperature > 0 and uniforms is not None:
+                    cumulative = F.softmax(logits / temperature, dim=1).cumsum(dim=1)
+                    threshold = uniforms[:, len(all_tokens), None]
+                    token = (cumulative <= threshold).sum(dim=1)
+                    token = token.clamp(max=logits.shape[1] - 1)
+                elif temperature > 0:
                     probs = F.softmax(logits / temperature, dim=1)
                     token = torch.multinomial(probs, 1, generator=generator)[:, 0]
                 else:
