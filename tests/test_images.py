@@ -114,13 +114,24 @@ def test_render_is_binary_deterministic_and_placed():
     assert measured[3:] == pytest.approx([16 / 31, 16 / 31])
 
 
-def test_orientation_attribute_is_reduced_by_symmetry():
+def test_orientation_attribute_is_the_tilt_from_upright():
     values = np.array(
-        [[0, 1, math.pi / 2, 0.5, 0.5], [1, 1, math.pi * 1.25, 0.5, 0.5]],
+        [
+            [0, 1, math.pi / 2, 0.5, 0.5],  # square, a quarter turn: upright
+            [1, 1, math.pi * 1.25, 0.5, 0.5],  # ellipse, 225° = 45° past a half
+            [0, 1, math.radians(80), 0.5, 0.5],  # square, 80° = 10° the other way
+            [0, 1, math.radians(10), 0.5, 0.5],
+            [2, 1, math.radians(200), 0.5, 0.5],  # heart: 160° the other way
+            [2, 1, 2 * math.pi, 0.5, 0.5],  # the grid's last angle, a full turn
+        ],
         dtype=np.float64,
     )
     attributes = sprites.sprite_attributes(values)
-    assert attributes[:, 2].tolist() == pytest.approx([0.0, 0.25])
+    assert attributes[:, 2].tolist() == pytest.approx([0, 45, 10, 10, 160, 0])
+    grid = sprites.generated_sprites().attributes
+    for shape, most in enumerate((45, 90, 180)):
+        tilts = grid[grid[:, 0] == shape, 2]
+        assert tilts.min() == 0 and most - 5 < tilts.max() <= most
     # A square turned a quarter turn is the same image (up to rounding on the
     # pixels its edges pass through).
     turned = values.copy()
