@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from melodyvae.cli_support import METRIC_ROWS
 from melodyvae.cli_support import check_device as _check_device
@@ -1082,23 +1083,21 @@ try_temperature_option = click.option(
     show_default=True,
     type=click.FloatRange(0.01, 10),
     callback=lambda ctx, param, value: _finite(param, value),
-    help="Temperature of the sampled candidates of --tries (every 8th try is "
-    "one; the others decode the most likely bar).",
+    help="Temperature of the sampled candidates of --tries: every 8th try while "
+    "a request searches along its coordinate, else every try after the first.",
 )
 
 
 def _warn_idle_try_temperature(requests, tries: int) -> None:
     """Warn when --try-temperature is given but no candidate is sampled."""
-    from melodyvae.music.control import SAMPLE_EVERY, samples_candidates
+    from melodyvae.music.control import tries_for_a_sample
 
     source = click.get_current_context().get_parameter_source("try_temperature")
-    if source is click.core.ParameterSource.DEFAULT:
-        return
-    if not samples_candidates(requests, tries):
+    needed = tries_for_a_sample(requests)
+    if source is not ParameterSource.DEFAULT and tries < needed:
         logger.warning(
             "--try-temperature has no effect here: only sampled candidates use "
-            f"it, and they come every {SAMPLE_EVERY}th try (--tries {SAMPLE_EVERY} "
-            "or more)"
+            f"it, and these start at --tries {needed}"
         )
 
 
@@ -1265,9 +1264,14 @@ def sample(
     )
 
     requests = _requests((), set_texts, relative=False)
-    if not requests and tries > 1:
-        logger.warning("--tries has no effect without --set")
-    _warn_idle_try_temperature(requests, tries)
+    if not requests:
+        context = click.get_current_context()
+        for option in ("tries", "try_temperature"):
+            if context.get_parameter_source(option) is not ParameterSource.DEFAULT:
+                flag = "--" + option.replace("_", "-")
+                logger.warning("%s has no effect without --set", flag)
+    else:
+        _warn_idle_try_temperature(requests, tries)
     trained = _load_model(checkpoint)
     calibration = _calibration(trained, requests)
     meter = meter or trained.meters[0]

@@ -402,13 +402,11 @@ def test_a_malformed_calibration_is_one_line(tiny_model, tmp_path, bad):
 
 
 def test_sampled_candidates_come_every_eighth_try_while_searching():
-    from melodyvae.music.control import samples_candidates
+    from melodyvae.music.control import tries_for_a_sample
 
-    target = [parse_request("note_density=8")]
-    zero_shift = [Request("note_density", "shift", 0.0)]
-    assert not samples_candidates(target, 7) and samples_candidates(target, 8)
-    assert not samples_candidates(zero_shift, 1)
-    assert samples_candidates(zero_shift, 2)
+    assert tries_for_a_sample([parse_request("note_density=8")]) == 8
+    assert tries_for_a_sample([Request("note_density", "shift", 1.0)]) == 8
+    assert tries_for_a_sample([Request("note_density", "shift", 0.0)]) == 2
 
 
 def test_an_idle_try_temperature_is_said(tiny_model, tmp_path):
@@ -416,7 +414,20 @@ def test_an_idle_try_temperature_is_said(tiny_model, tmp_path):
     args += ["--try-temperature", "0.9", "-o", str(tmp_path / "x.mid")]
     result = CliRunner().invoke(cli, args + ["-c", str(tiny_model["stem"])])
     assert result.exit_code == 0, result.output
-    assert "--try-temperature has no effect" in result.output
+    assert "--try-temperature has no effect here" in result.output
+    assert "start at --tries 8" in result.output
+
+
+def test_sample_says_which_options_need_set(tiny_model, tmp_path):
+    base = ["sample", "--n", "1", "-c", str(tiny_model["stem"]), "--force"]
+    quiet = CliRunner().invoke(cli, base + ["-o", str(tmp_path / "a")])
+    assert quiet.exit_code == 0, quiet.output
+    assert "no effect" not in quiet.output
+    extra = ["--tries", "4", "--try-temperature", "0.9", "-o", str(tmp_path / "b")]
+    loud = CliRunner().invoke(cli, base + extra)
+    assert loud.exit_code == 0, loud.output
+    assert "--tries has no effect without --set" in loud.output
+    assert "--try-temperature has no effect without --set" in loud.output
 
 
 def test_a_calibration_fitted_to_other_weights_is_refused(tiny_model, tmp_path):

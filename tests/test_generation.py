@@ -5,6 +5,7 @@ from fractions import Fraction as F
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from melodyvae.music.generation import (
     encodable_bars,
@@ -133,7 +134,7 @@ def test_a_bar_wider_than_the_window_fits_no_octave():
 def test_a_sampled_measure_does_not_depend_on_the_others_decoded_with_it(
     tiny_model,
 ):
-    from melodyvae.music.generation import decode_latents, prior_codes
+    from melodyvae.music.generation import _row_uniforms, decode_latents, prior_codes
     from melodyvae.music.training import load_trained_model
 
     trained = load_trained_model(tiny_model["stem"])
@@ -144,9 +145,24 @@ def test_a_sampled_measure_does_not_depend_on_the_others_decoded_with_it(
         trained, codes[3:4], meters[:1], temperature=1.0, seed=7, row_ids=[3]
     )
     assert np.array_equal(alone[0], together[3])
-    # Another seed or another number draws other notes.
-    others = [
-        decode_latents(trained, codes[3:4], meters[:1], temperature=1.0, seed=s)
-        for s in (7, 8)
-    ]
-    assert not all(np.array_equal(o[0], together[3]) for o in others)
+    # A measure's numbers come from the seed and its number alone.
+    first = _row_uniforms(7, np.array([3, 0]), 48)
+    assert np.array_equal(first, _row_uniforms(7, np.array([3, 0]), 48))
+    assert np.array_equal(first[0], _row_uniforms(7, np.array([3]), 48)[0])
+    assert not np.array_equal(first[0], first[1])
+    assert not np.array_equal(first[0], _row_uniforms(8, np.array([3]), 48)[0])
+    with pytest.raises(ValueError, match="row ids"):
+        decode_latents(trained, codes, meters, temperature=1.0, seed=7, row_ids=[1])
+
+
+def test_sampling_never_draws_a_token_of_probability_zero():
+    import torch
+
+    from melodyvae.music.model import _inverse_cdf
+
+    probs = torch.tensor([[0.2, 0.8, 0.0], [0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    highest = torch.full((3,), 1.0 - 2**-24)
+    assert _inverse_cdf(probs, highest).tolist() == [1, 1, 0]
+    assert _inverse_cdf(probs, torch.zeros(3)).tolist() == [0, 0, 0]
+    middle = torch.tensor([0.1, 0.6, 0.5])
+    assert _inverse_cdf(probs, middle).tolist() == [0, 1, 0]

@@ -436,6 +436,15 @@ def test_key_none_abc_has_no_key() -> None:
     assert bar_notes(melody, 2) == [(F(0), F(2), "D5"), (F(2), F(2), "A4")]
 
 
+@pytest.mark.parametrize(
+    "field", ["K:none", "K: none", "K:None % no key", "K:none clef=bass", "K:HP"]
+)
+def test_abc_key_fields_that_name_no_key(field: str) -> None:
+    assert reading._abc_without_key(["X:1", "T:t", field])
+    assert not reading._abc_without_key(["X:1", "T:t", "K:Hp"])
+    assert not reading._abc_without_key(["X:1", "T:t", "K:D"])
+
+
 def test_key_highland_pipes_abc_without_and_with_signature() -> None:
     # K:HP: bagpipe notation without a signature (no key); K:Hp: the pipes'
     # signature of two sharps, so c and f sound C sharp and F sharp.

@@ -65,13 +65,14 @@ _REQUEST = re.compile(rf"^\s*([a-z_]+)\s*(==|=)\s*([+-]?)({_NUMBER})\s*$")
 SAMPLE_EVERY = 8
 
 
-def samples_candidates(requests: list[Request], tries: int) -> bool:
-    """Whether ``tries`` candidates per bar include sampled ones (the only ones
-    the try temperature acts on): the first is the most likely decoding; then,
-    while a request searches along its coordinate (any but a zero shift), every
-    :data:`SAMPLE_EVERY`-th try; without a search, every try."""
+def tries_for_a_sample(requests: list[Request]) -> int:
+    """The ``tries`` from which the candidates of a bar include a sampled one (the
+    only kind the try temperature acts on). The first candidate is the most likely
+    decoding; then, while a request searches along its coordinate (any but a zero
+    shift), every :data:`SAMPLE_EVERY`-th try is sampled; without a search, every
+    try after the first."""
     searching = any(r.mode != "shift" or r.amount for r in requests)
-    return tries >= (SAMPLE_EVERY if searching else 2)
+    return SAMPLE_EVERY if searching else 2
 
 
 @dataclass(frozen=True)
@@ -454,7 +455,10 @@ def control(
     ties. ``snap`` (tokens → (tokens, notes moved per bar)) is applied to every
     candidate before it is measured (key snapping). ``row_ids`` (default 0 ..
     N-1) number the bars for their sampled candidates: a bar with the same
-    number, code and seed gets the same candidates whichever bars come with it.
+    number, code and seed gets the same sampled candidates whichever bars come
+    with it. (Its search does too, unless the bars span grids of which one has
+    no steepest direction in the calibration: the fallback direction is then off
+    for all of them.)
     """
     from melodyvae.music.generation import decode_latents
 

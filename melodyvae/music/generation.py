@@ -129,6 +129,8 @@ def decode_latents(
     whichever others are decoded with it (no seed: fresh random numbers).
     """
     row_ids = np.arange(len(latents)) if row_ids is None else np.asarray(row_ids)
+    if len(row_ids) != len(latents):
+        raise ValueError(f"{len(row_ids)} row ids for {len(latents)} codes")
     groups = _groups(trained, len(latents), meters)
     width = width or max(group_width for _, group_width, _ in groups)
     out = np.full((len(latents), width), PAD, dtype=np.int64)

@@ -287,10 +287,10 @@ class MeasureVAE(nn.Module):
                 output, state = self.tick_rnn(step_input[:, None, :], state)
                 logits = self.to_logits(output[:, 0])  # (B, V)
                 if temperature > 0 and uniforms is not None:
-                    cumulative = F.softmax(logits / temperature, dim=1).cumsum(dim=1)
-                    threshold = uniforms[:, len(all_tokens), None]
-                    token = (cumulative <= threshold).sum(dim=1)
-                    token = token.clamp(max=logits.shape[1] - 1)
+                    token = _inverse_cdf(
+                        F.softmax(logits / temperature, dim=1),
+                        uniforms[:, len(all_tokens)],
+                    )
                 elif temperature > 0:
                     probs = F.softmax(logits / temperature, dim=1)
                     token = torch.multinomial(probs, 1, generator=generator)[:, 0]
@@ -356,3 +356,15 @@ class MeasureVAE(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Tokens (B,) drawn from ``probs`` (B, V) with numbers ``uniforms`` (B,) in
+    [0, 1): the first token whose cumulative probability exceeds the number. The
+    number is scaled by the row's total (which rounding leaves a hair off 1), and
+    a token of probability 0 is never drawn."""
+    cumulative = probs.cumsum(dim=1)
+    threshold = uniforms[:, None] * cumulative[:, -1:]
+    token = (cumulative <= threshold).sum(dim=1)
+    last_possible = probs.shape[1] - 1 - (probs.flip(1) > 0).int().argmax(dim=1)
+    return torch.minimum(token, last_possible)
