@@ -436,6 +436,23 @@ def test_key_none_abc_has_no_key() -> None:
     assert bar_notes(melody, 2) == [(F(0), F(2), "D5"), (F(2), F(2), "A4")]
 
 
+def test_key_none_then_body_key_abc_takes_the_key_in_force_at_the_first_note() -> None:
+    # The header's K:none is overridden by a body K:G before any note: f is F#.
+    melody = read_one("key_none_then_body_key.abc")
+
+    assert melody.key == "G major"
+    assert bar_notes(melody, 0)[-1] == (F(3), F(1), "F#5")
+
+
+def test_a_body_key_none_before_the_first_note_overrides_the_header() -> None:
+    header = ["X:1", "T:t", "K:G"]
+    assert reading._abc_without_key(reading._opening_fields(header, ["K:none", "GA|"]))
+    # A K: after the first line of music is a key change, not the opening key.
+    assert not reading._abc_without_key(
+        reading._opening_fields(header, ["GA|", "K:none", "GA|"])
+    )
+
+
 @pytest.mark.parametrize(
     "field", ["K:none", "K: none", "K:None % no key", "K:none clef=bass", "K:HP"]
 )

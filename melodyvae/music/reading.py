@@ -881,7 +881,14 @@ def _key_name(signature: key.KeySignature | None) -> str | None:
 
 
 def _first_key(part: stream.Stream) -> str | None:
-    return _key_name(part.recurse().getElementsByClass(key.KeySignature).first())
+    """The key in force at the first note: of several signatures at the start
+    (an ABC header ``K:`` then a body ``K:`` before any note), the last."""
+    signatures = list(part.recurse().getElementsByClass(key.KeySignature))
+    if not signatures:
+        return None
+    start = signatures[0].getOffsetInHierarchy(part)
+    opening = [s for s in signatures if s.getOffsetInHierarchy(part) == start]
+    return _key_name(opening[-1])
 
 
 def _storable_tempo(qpm: float) -> bool:
@@ -1512,13 +1519,25 @@ def _parse_abc_part(
 
 
 def _abc_without_key(header: list[str]) -> bool:
-    """Whether the tune's key field names no key: ``K:none``, or ``K:HP`` (bagpipe
-    music written without a signature; ``K:Hp`` has one, two sharps). music21
-    reads both as C major; the melody's key is then unknown, and what needs one
-    estimates it."""
-    value = _field_value(header, "K")
-    words = value.split() if value else []
+    """Whether the last key field of ``header`` names no key: ``K:none``, or
+    ``K:HP`` (bagpipe music written without a signature; ``K:Hp`` has one, two
+    sharps). music21 reads both as C major; the melody's key is then unknown,
+    and what needs one estimates it."""
+    values = [line[2:].split("%", 1)[0].strip() for line in header if line[:2] == "K:"]
+    words = values[-1].split() if values else []
     return bool(words) and (words[0].lower() == "none" or words[0] == "HP")
+
+
+def _opening_fields(header: list[str], body: list[str]) -> list[str]:
+    """The header and the body's field lines before its first line of music: the
+    fields in force at the first note (a body ``K:G`` there overrides ``K:none``)."""
+    leading = []
+    for line in body:
+        if _FIELD_LINE.match(line):
+            leading.append(line)
+        elif line.strip() and not line.startswith("%"):
+            break
+    return header + leading
 
 
 def _read_abc_tune(
@@ -1572,7 +1591,8 @@ def _read_abc_tune(
         if expand_repeats:
             part = _played_order(part, melody_warnings)
         if index == 0:
-            key_name = None if _abc_without_key(header) else _first_key(part)
+            opening = _opening_fields(header, repaired_body)
+            key_name = None if _abc_without_key(opening) else _first_key(part)
             tempo_qpm = _first_tempo(part, melody_warnings)
         first_ts = part.recurse().getElementsByClass(meter.TimeSignature).first()
         if first_ts is not None:
