@@ -130,15 +130,11 @@ def display(command: list[str]) -> str:
     return shlex.join(command)
 
 
-# --reuse: keep the evaluations of shipped checkpoints from an earlier run.
-REUSE = False
-
-
 def reusable(stem: Path, out: Path) -> bool:
     """Whether ``out``, an evaluation of the checkpoint ``stem`` written by this
     script, may stand in for a fresh one (with --reuse): it is newer than both
     files of the checkpoint."""
-    if not REUSE or not out.exists():
+    if not out.exists():
         return False
     written = out.stat().st_mtime
     return all(
@@ -397,8 +393,8 @@ def images_section(results: dict[str, dict[str, dict]]) -> list[str]:
     return lines
 
 
-def evaluate_images(stem: Path, out: Path, figures: Path | None) -> dict:
-    if reusable(stem, out):
+def evaluate_images(stem: Path, out: Path, figures: Path | None, reuse: bool) -> dict:
+    if reuse and reusable(stem, out):
         return json.loads(out.read_text())
     command = [
         *MELODYVAE,
@@ -482,8 +478,6 @@ def main() -> None:
         "run of this script when it is newer than the checkpoint",
     )
     args = parser.parse_args()
-    global REUSE
-    REUSE = args.reuse
     epochs = dict(DEFAULT_EPOCHS)
     for item in args.epochs:
         corpus, _, n = item.partition("=")
@@ -504,7 +498,8 @@ def main() -> None:
             out = RUNS / f"shipped-{corpus}.eval.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             figures = ROOT / "docs" / "figures" / corpus
-            saved = json.loads(out.read_text()) if reusable(stem, out) else {}
+            reuse = args.reuse and reusable(stem, out)
+            saved = json.loads(out.read_text()) if reuse else {}
             if "evaluate_command" in saved:
                 command = saved.pop("evaluate_command")
                 shipped[corpus] = (saved, command)
@@ -520,7 +515,9 @@ def main() -> None:
             out = RUNS / f"shipped-{stem_name}.eval.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             figures = ROOT / "docs" / "figures" / stem_name if kind == "arvae" else None
-            images.setdefault(name, {})[kind] = evaluate_images(stem, out, figures)
+            images.setdefault(name, {})[kind] = evaluate_images(
+                stem, out, figures, args.reuse
+            )
     records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))]
     notes_path = ROOT / "docs" / "results_notes.md"
     notes = notes_path.read_text() if notes_path.exists() else ""
