@@ -409,6 +409,15 @@ def test_sampled_candidates_come_every_eighth_try_while_searching():
     assert tries_for_a_sample([Request("note_density", "shift", 0.0)]) == 2
 
 
+def test_the_try_temperature_help_states_the_sampling_period():
+    # The CLI keeps the control module off its start-up path, so its help text
+    # spells the period out; this keeps the two in step.
+    from melodyvae.music.control import SAMPLE_EVERY
+
+    result = CliRunner().invoke(cli, ["edit", "--help"], terminal_width=200)
+    assert f"every {SAMPLE_EVERY}th try" in " ".join(result.output.split())
+
+
 def test_an_idle_try_temperature_is_said(tiny_model, tmp_path):
     args = ["edit", str(REEL), "--attr", "note_density", "1", "--tries", "3"]
     args += ["--try-temperature", "0.9", "-o", str(tmp_path / "x.mid")]
