@@ -164,18 +164,20 @@ def traverse(stem: Path, figures: Path) -> None:
 
 
 def benchmark_run(corpus: str, kind: str, seed: int, epochs: int, threads) -> dict:
-    """Train and evaluate one run unless its record exists; return the record."""
+    """Train and evaluate one run unless a record of the same command exists;
+    return the record."""
     name = f"{corpus}-{kind}-seed{seed}"
     record_path = RECORDS / f"{name}.json"
-    if record_path.exists():
-        record = json.loads(record_path.read_text())
-        if record.get("epochs") == epochs:
-            return record
     stem = RUNS / name
     train = [*MELODYVAE, "-q", "train", "--corpus", corpus, "--epochs", str(epochs)]
     train += ["--gamma", str(KINDS[kind]), "--seed", str(seed)]
     train += ["--meters", SEED_METERS]
     train += ["-o", str(stem.relative_to(ROOT)), "--force"]
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        # A record of another command (another budget, or other meters) is stale.
+        if record.get("train_command") == display(train):
+            return record
     train_seconds = run_command(train, threads)
     metrics, eval_command = evaluate(stem, RUNS / f"{name}.eval.json", threads)
     record = {
@@ -256,6 +258,27 @@ def corpus_table(corpus: str, records: list[dict]) -> list[str]:
     return lines
 
 
+def with_meters(commands: list[str], checkpoint_json: Path) -> list[str]:
+    """The training commands of a checkpoint, each with the meters it trained on
+    when the command leaves them to the default of ``--meters``: the default is
+    every meter with a grid that the corpus has (once it was 4/4 and 2/2), so
+    only the explicit form reproduces the run whatever the default."""
+    if not checkpoint_json.exists():
+        return commands
+    meters = json.loads(checkpoint_json.read_text()).get("meters")
+    if not meters:
+        return commands
+    shown = []
+    for command in commands:
+        words = shlex.split(command)
+        if "train" in words[:3] and "--meters" not in words:
+            at = words.index("-o") if "-o" in words else len(words)
+            words[at:at] = ["--meters", ",".join(meters)]
+            command = shlex.join(words)
+        shown.append(command)
+    return shown
+
+
 def shipped_section(shipped: dict[str, tuple[dict, list[str]]]) -> list[str]:
     lines = [
         "## The shipped checkpoints",
@@ -266,7 +289,8 @@ def shipped_section(shipped: dict[str, tuple[dict, list[str]]]) -> list[str]:
     ]
     for corpus, (metrics, _) in shipped.items():
         lines += [f"### {corpus}", "", "Trained with", "", "```bash"]
-        lines += metrics.get("training_commands") or ["(not recorded)"]
+        commands = metrics.get("training_commands") or ["(not recorded)"]
+        lines += with_meters(commands, ROOT / f"{metrics['checkpoint']}.json")
         lines += ["```", "", "and measured with", "", "```bash"]
         lines += [f"melodyvae evaluate -c {metrics['checkpoint']}", "```", ""]
         lines += [
