@@ -20,10 +20,19 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from melodyvae.cli_support import METRIC_ROWS
+from melodyvae.cli_support import (
+    METRIC_ROWS,
+    device_option,
+    force_option,
+    json_option,
+    loss_options,
+    resume_option,
+    split_option,
+)
 from melodyvae.cli_support import check_device as _check_device
 from melodyvae.cli_support import console as _console
 from melodyvae.cli_support import refuse_overwrite as _refuse_overwrite
+from melodyvae.cli_support import seed_option as shared_seed_option
 from melodyvae.errors import MelodyVAEError, MelodyVAEWarning
 from melodyvae.music.attributes import ATTRIBUTE_NAMES
 
@@ -137,13 +146,7 @@ as_written_option = click.option(
     help="Read repeats and first/second endings as written, each written bar "
     "once. Default: in the order they are played (|: A :| gives A A).",
 )
-seed_option = click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 2**32 - 1),
-    help="Random seed; the same seed gives the same result.",
-)
+seed_option = shared_seed_option("result")
 
 
 def output_folder_option(default: str):
@@ -156,10 +159,6 @@ def output_folder_option(default: str):
         help="Output folder.",
     )
 
-
-force_option = click.option(
-    "--force", is_flag=True, help="Overwrite existing output files."
-)
 
 # Output formats and the suffix each writes; suffixes that imply a format.
 FORMAT_SUFFIXES = {"midi": ".mid", "musicxml": ".musicxml", "abc": ".abc"}
@@ -289,24 +288,7 @@ def _fmt_mean(value: float, name: str) -> str:
     help="Checkpoint stem to write. Default: runs/CORPUS.",
 )
 @click.option("--epochs", default=60, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
-@click.option(
-    "--lr",
-    "learning_rate",
-    default=1e-3,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Adam learning rate.",
-)
-@click.option("--beta", default=0.001, show_default=True, type=float, help="KL weight.")
-@click.option(
-    "--gamma",
-    default=1.0,
-    show_default=True,
-    type=float,
-    help="AR weight (0 gives the beta-VAE baseline).",
-)
-@click.option("--delta", default=10.0, show_default=True, type=float, help="AR spread.")
+@loss_options(beta=0.001, gamma=1.0, delta=10.0)
 @click.option("--latent-dim", default=32, show_default=True, type=click.IntRange(4))
 @click.option(
     "--max-transpose",
@@ -326,12 +308,7 @@ def _fmt_mean(value: float, name: str) -> str:
     "from the first epoch to the last.",
 )
 @seed_option
-@click.option(
-    "--device",
-    default="cpu",
-    show_default=True,
-    help="torch device: cpu, cuda, cuda:1 ...",
-)
+@device_option
 @click.option(
     "--init-from",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -348,9 +325,7 @@ def _fmt_mean(value: float, name: str) -> str:
     "Default: every meter with a grid (2/4, 3/4, 4/4, 2/2, 6/8, 9/8, 12/8) "
     "the corpus has.",
 )
-@click.option(
-    "--resume", is_flag=True, help="Continue an interrupted run of the same --out."
-)
+@resume_option
 @force_option
 def train(
     corpus: str,
@@ -625,19 +600,8 @@ def _training_commands(meta: dict[str, Any]) -> list[str]:
 
 @cli.command()
 @checkpoint_option
-@click.option(
-    "--split",
-    type=click.Choice(["train", "valid", "test"]),
-    default="test",
-    show_default=True,
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the metrics as JSON.",
-)
+@split_option
+@json_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -1,12 +1,87 @@
-"""Pieces the music and image command lines share: the terminal, output checks,
-the device check and the rows of a metrics table."""
+"""Pieces the music and image command lines share: their common options, the
+terminal, output checks, the device check and the rows of a metrics table."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import click
+
 from melodyvae.errors import MelodyVAEError
+
+force_option = click.option(
+    "--force", is_flag=True, help="Overwrite existing output files."
+)
+resume_option = click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run of the same --out."
+)
+device_option = click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="torch device: cpu, cuda, cuda:1 ...",
+)
+json_option = click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the metrics as JSON.",
+)
+split_option = click.option(
+    "--split",
+    type=click.Choice(["train", "valid", "test"]),
+    default="test",
+    show_default=True,
+)
+
+
+def seed_option(same_seed_gives: str):
+    return click.option(
+        "--seed",
+        default=0,
+        show_default=True,
+        type=click.IntRange(0, 2**32 - 1),
+        help=f"Random seed; the same seed gives the same {same_seed_gives}.",
+    )
+
+
+def loss_options(*, beta: float, gamma: float, delta: float):
+    """--batch-size, --lr and the loss weights, with a domain's defaults."""
+    options = [
+        click.option(
+            "--batch-size", default=64, show_default=True, type=click.IntRange(2)
+        ),
+        click.option(
+            "--lr",
+            "learning_rate",
+            default=1e-3,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Adam learning rate.",
+        ),
+        click.option(
+            "--beta", default=beta, show_default=True, type=float, help="KL weight."
+        ),
+        click.option(
+            "--gamma",
+            default=gamma,
+            show_default=True,
+            type=float,
+            help="AR weight (0 gives the beta-VAE baseline).",
+        ),
+        click.option(
+            "--delta", default=delta, show_default=True, type=float, help="AR spread."
+        ),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def console(stderr: bool = False):

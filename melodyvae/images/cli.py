@@ -16,7 +16,16 @@ from typing import Any
 
 import click
 
-from melodyvae.cli_support import METRIC_ROWS
+from melodyvae.cli_support import (
+    METRIC_ROWS,
+    device_option,
+    force_option,
+    json_option,
+    loss_options,
+    resume_option,
+    seed_option,
+    split_option,
+)
 from melodyvae.cli_support import check_device as _check_device
 from melodyvae.cli_support import console as _console
 from melodyvae.cli_support import refuse_overwrite as _refuse_overwrite
@@ -31,9 +40,6 @@ checkpoint_option = click.option(
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="Image model checkpoint (STEM, STEM.json or STEM.safetensors).",
-)
-force_option = click.option(
-    "--force", is_flag=True, help="Overwrite existing output files."
 )
 
 
@@ -107,24 +113,7 @@ def images() -> None:
     help="Examples drawn per epoch. Default: 32768 for sprites, the whole "
     "training split for digits.",
 )
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
-@click.option(
-    "--lr",
-    "learning_rate",
-    default=1e-3,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Adam learning rate.",
-)
-@click.option("--beta", default=1.0, show_default=True, type=float, help="KL weight.")
-@click.option(
-    "--gamma",
-    default=10.0,
-    show_default=True,
-    type=float,
-    help="AR weight (0 gives the beta-VAE baseline).",
-)
-@click.option("--delta", default=1.0, show_default=True, type=float, help="AR spread.")
+@loss_options(beta=1.0, gamma=10.0, delta=1.0)
 @click.option(
     "--latent-dim",
     default=None,
@@ -137,17 +126,9 @@ def images() -> None:
     type=click.IntRange(2),
     help="Keep an evenly spread N of every split (a quick trial).",
 )
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 2**32 - 1),
-    help="Random seed; the same seed gives the same model.",
-)
-@click.option("--device", default="cpu", show_default=True, help="torch device.")
-@click.option(
-    "--resume", is_flag=True, help="Continue an interrupted run of the same --out."
-)
+@seed_option("model")
+@device_option
+@resume_option
 @force_option
 def train(
     dataset: str,
@@ -255,19 +236,8 @@ def train(
 
 @images.command()
 @checkpoint_option
-@click.option(
-    "--split",
-    type=click.Choice(["train", "valid", "test"]),
-    default="test",
-    show_default=True,
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the metrics as JSON.",
-)
+@split_option
+@json_option
 @click.option(
     "--max-examples",
     default=None,
@@ -372,12 +342,7 @@ def evaluate(
     help="Traverse each dim from -RANGE to +RANGE. Default: the 1st to the 99th "
     "percentile of the held-out codes along it.",
 )
-@click.option(
-    "--split",
-    type=click.Choice(["train", "valid", "test"]),
-    default="test",
-    show_default=True,
-)
+@split_option
 @force_option
 def traverse(
     checkpoint: Path,
