@@ -28,6 +28,7 @@ from melodyvae.cli_support import (
     loss_options,
     resume_option,
     split_option,
+    training_progress,
 )
 from melodyvae.cli_support import check_device as _check_device
 from melodyvae.cli_support import console as _console
@@ -353,14 +354,6 @@ def train(
     cached; later runs start training at once.
     Example: melodyvae train --corpus folk --epochs 30 -o runs/folk
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from melodyvae.core.checkpoint import checkpoint_stem, resume_path
     from melodyvae.core.losses import ARConfig
     from melodyvae.core.trainer import TrainConfig
@@ -393,33 +386,7 @@ def train(
     )
     command = "melodyvae " + shlex.join(sys.argv[1:]) if sys.argv else ""
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
-        state: dict[str, Any] = {}
-
-        def on_corpus_start(n_files: int) -> None:
-            state["corpus"] = progress.add_task(f"reading {corpus}", total=n_files)
-
-        def on_corpus_file(path: str, n_tunes: int) -> None:
-            progress.advance(state["corpus"])
-
-        def on_batch(done: int, total: int) -> None:
-            if "epoch" not in state:
-                state["epoch"] = progress.add_task("epoch", total=total)
-            progress.update(state["epoch"], completed=done, total=total)
-
-        def on_epoch(metrics: dict[str, Any]) -> None:
-            progress.update(
-                state["epoch"],
-                completed=0,
-                description=f"epoch {metrics['epoch'] + 1}/{epochs}",
-            )
-
+    with training_progress(epochs) as progress:
         result = train_music_model(
             corpus,
             stem,
@@ -429,10 +396,10 @@ def train(
             init_from=init_from,
             resume=resume,
             command=command,
-            on_corpus_start=on_corpus_start,
-            on_corpus_file=on_corpus_file,
-            on_batch=on_batch,
-            on_epoch=on_epoch,
+            on_corpus_start=lambda n: progress.on_stage(f"reading {corpus}", n),
+            on_corpus_file=lambda path, n_tunes: progress.advance_stage(),
+            on_batch=progress.on_batch,
+            on_epoch=progress.on_epoch,
         )
     metrics = result["test_metrics"]
     _print_metrics(metrics, title=f"{stem} on the held-out test split")

@@ -4,7 +4,9 @@ terminal, output checks, the device check and the rows of a metrics table."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -112,6 +114,61 @@ def refuse_overwrite(paths: list[Path], force: bool) -> None:
         raise MelodyVAEError(
             f"{existing[0]} already exists{more}; use --force to overwrite"
         )
+
+
+class TrainingProgress:
+    """Progress bars for a training run on stderr: one per stage (reading a
+    corpus, building data) and one over the batches of the current epoch.
+    Its methods are the trainers' callbacks."""
+
+    def __init__(self, progress, epochs: int) -> None:
+        self.progress = progress
+        self.epochs = epochs
+        self.tasks: dict[str, Any] = {}
+
+    def on_stage(self, text: str, total: int | None = None) -> None:
+        """Start (or rename) the stage bar; ``total`` steps, or unknown."""
+        if "stage" not in self.tasks:
+            self.tasks["stage"] = self.progress.add_task(text, total=total)
+        self.progress.update(self.tasks["stage"], description=text, total=total)
+
+    def advance_stage(self) -> None:
+        self.progress.advance(self.tasks["stage"])
+
+    def on_batch(self, done: int, total: int) -> None:
+        if "epoch" not in self.tasks:
+            self.tasks["epoch"] = self.progress.add_task(
+                f"epoch 1/{self.epochs}", total=total
+            )
+        self.progress.update(self.tasks["epoch"], completed=done, total=total)
+
+    def on_epoch(self, metrics: dict[str, Any]) -> None:
+        # After the last epoch the trainer reports once more (the test split).
+        epoch = min(metrics["epoch"] + 1, self.epochs)
+        self.progress.update(
+            self.tasks["epoch"], completed=0, description=f"epoch {epoch}/{self.epochs}"
+        )
+
+
+@contextmanager
+def training_progress(epochs: int):
+    """A :class:`TrainingProgress` shown while the block runs, gone after it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console(stderr=True), transient=True) as progress:
+        yield TrainingProgress(progress, epochs)
 
 
 def check_device(device: str) -> None:

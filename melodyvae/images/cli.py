@@ -25,6 +25,7 @@ from melodyvae.cli_support import (
     resume_option,
     seed_option,
     split_option,
+    training_progress,
 )
 from melodyvae.cli_support import check_device as _check_device
 from melodyvae.cli_support import console as _console
@@ -152,14 +153,6 @@ def train(
 
     Example: melodyvae images train --dataset digits -o runs/digits
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     from melodyvae.core.checkpoint import checkpoint_stem, resume_path
     from melodyvae.core.losses import ARConfig
     from melodyvae.core.trainer import TrainConfig
@@ -183,32 +176,7 @@ def train(
         examples_per_epoch=examples_per_epoch or defaults.examples_per_epoch,
     )
     command = "melodyvae " + shlex.join(sys.argv[1:]) if sys.argv else ""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=_console(stderr=True), transient=True) as progress:
-        state: dict[str, Any] = {}
-
-        def on_stage(text: str) -> None:
-            if "stage" not in state:
-                state["stage"] = progress.add_task(text, total=None)
-            progress.update(state["stage"], description=text)
-
-        def on_batch(done: int, total: int) -> None:
-            if "epoch" not in state:
-                state["epoch"] = progress.add_task(f"epoch 1/{epochs}", total=total)
-            progress.update(state["epoch"], completed=done, total=total)
-
-        def on_epoch(metrics: dict[str, Any]) -> None:
-            progress.update(
-                state["epoch"],
-                completed=0,
-                description=f"epoch {min(metrics['epoch'] + 1, epochs)}/{epochs}",
-            )
-
+    with training_progress(epochs) as progress:
         result = train_image_model(
             dataset,
             stem,
@@ -218,9 +186,9 @@ def train(
             max_examples=max_examples,
             resume=resume,
             command=command,
-            on_batch=on_batch,
-            on_epoch=on_epoch,
-            on_stage=on_stage,
+            on_batch=progress.on_batch,
+            on_epoch=progress.on_epoch,
+            on_stage=progress.on_stage,
         )
     names = tuple(
         a["name"] for a in json.loads(Path(f"{stem}.json").read_text())["attributes"]
