@@ -22,6 +22,7 @@ from melodyvae.music.calibration import (
     fit_calibration,
 )
 from melodyvae.music.control import (
+    COORDINATE_LIMIT,
     TOLERANCES,
     Request,
     _band,
@@ -184,6 +185,34 @@ def test_the_search_brackets_a_step_function():
     # 13 notes is never reached exactly; the search ends on 12 or 14 instead of
     # drifting off: the band was unreachable, the bracket is narrow.
     assert search.upper[0] - search.lower[0] < 0.5 or search.met.all()
+
+
+def test_a_bar_stuck_at_the_coordinate_limit_turns_to_its_own_grids_direction():
+    # Two bars of grids of which only the first has a steepest direction in the
+    # calibration: both coordinates are at the limit and still below the band.
+    import dataclasses
+
+    with_direction = dataclasses.replace(
+        _steps_fit(), direction=np.array([1.0, 0.0, 0.0, 0.0])
+    )
+    without = _steps_fit()
+    codes = np.zeros((2, 4), dtype=np.float32)
+    at_limit = np.array([COORDINATE_LIMIT, COORDINATE_LIMIT])
+    search = _Search.start(
+        codes,
+        2,
+        at_limit,
+        low=np.array([30.0, 30.0]),
+        high=np.array([31.0, 31.0]),
+        goal=np.array([30.5, 30.5]),
+        reached=np.array([14.0, 14.0]),
+        fitted=[with_direction, without],
+    )
+    assert search.switched.tolist() == [True, False]
+    delta = search.probe()
+    # The first goes on along dim 0 from where dim 2 stopped; the second stays.
+    assert delta[0, 2] == COORDINATE_LIMIT and delta[0, 0] > 0
+    assert delta[1].tolist() == [0.0, 0.0, COORDINATE_LIMIT, 0.0]
 
 
 # -- key snapping --------------------------------------------------------------------

@@ -312,8 +312,9 @@ class _Search:
     the bracket, or, while one side is open, a step beyond the known side that
     doubles each time. A bar whose coordinate reaches :data:`COORDINATE_LIMIT`
     without getting there (the decoder stops responding to that coordinate)
-    goes on from there along ``fallback``, the calibration's steepest direction
-    of the attribute over the whole code, when it has one.
+    goes on from there along its row of ``fallback``, the calibration's steepest
+    direction of the attribute over the whole code for the bar's grid, when the
+    calibration has one for that grid (``has_fallback``).
 
     :meth:`delta` is the change to make to each bar's code: ``offset`` (fixed by
     the first line, once left) plus the position along the current line.
@@ -325,7 +326,8 @@ class _Search:
     x0: np.ndarray
     direction: np.ndarray
     offset: np.ndarray
-    fallback: np.ndarray | None
+    fallback: np.ndarray
+    has_fallback: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     step: np.ndarray
@@ -347,12 +349,16 @@ class _Search:
         )
         direction = np.zeros((n, size))
         direction[:, dim] = 1.0
-        fallback = None
-        if all(
-            f is not None and f.direction is not None and len(f.direction) == size
-            for f in fitted
-        ):
-            fallback = np.stack([f.direction for f in fitted])
+        has_fallback = np.array(
+            [
+                f is not None and f.direction is not None and len(f.direction) == size
+                for f in fitted
+            ],
+            dtype=bool,
+        )
+        fallback = np.zeros((n, size))
+        for row in np.flatnonzero(has_fallback):
+            fallback[row] = fitted[row].direction
         search = cls(
             low=np.asarray(low, dtype=np.float64),
             high=np.asarray(high, dtype=np.float64),
@@ -361,6 +367,7 @@ class _Search:
             direction=direction,
             offset=np.zeros((n, size)),
             fallback=fallback,
+            has_fallback=has_fallback,
             lower=np.full(n, -np.inf),
             upper=np.full(n, np.inf),
             step=np.maximum(gap, MIN_SEARCH_STEP),
@@ -380,11 +387,13 @@ class _Search:
         self.lower = np.where(below, np.maximum(self.lower, self.x), self.lower)
         self.upper = np.where(above, np.minimum(self.upper, self.x), self.upper)
         self.met = ~below & ~above
-        if self.fallback is None:
-            return
-        stuck = ~self.switched & (
-            (below & (self.x >= COORDINATE_LIMIT))
-            | (above & (self.x <= -COORDINATE_LIMIT))
+        stuck = (
+            self.has_fallback
+            & ~self.switched
+            & (
+                (below & (self.x >= COORDINATE_LIMIT))
+                | (above & (self.x <= -COORDINATE_LIMIT))
+            )
         )
         if not stuck.any():
             return
@@ -456,9 +465,7 @@ def control(
     candidate before it is measured (key snapping). ``row_ids`` (default 0 ..
     N-1) number the bars for their sampled candidates: a bar with the same
     number, code and seed gets the same sampled candidates whichever bars come
-    with it. (Its search does too, unless the bars span grids of which one has
-    no steepest direction in the calibration: the fallback direction is then off
-    for all of them.)
+    with it, and so does its search.
     """
     from melodyvae.music.generation import decode_latents
 
