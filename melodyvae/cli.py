@@ -1019,12 +1019,12 @@ try_temperature_option = click.option(
 )
 
 
-def _warn_idle_try_temperature(requests, tries: int) -> None:
+def _warn_idle_try_temperature(requests, tries: int, *, editing: bool) -> None:
     """Warn when --try-temperature is given but no candidate is sampled."""
     from melodyvae.music.control import tries_for_a_sample
 
     source = click.get_current_context().get_parameter_source("try_temperature")
-    needed = tries_for_a_sample(requests)
+    needed = tries_for_a_sample(requests, editing=editing)
     if source is not ParameterSource.DEFAULT and tries < needed:
         logger.warning(
             "--try-temperature has no effect here: only sampled candidates use "
@@ -1202,7 +1202,7 @@ def sample(
                 flag = "--" + option.replace("_", "-")
                 logger.warning("%s has no effect without --set", flag)
     else:
-        _warn_idle_try_temperature(requests, tries)
+        _warn_idle_try_temperature(requests, tries, editing=False)
     trained = _load_model(checkpoint)
     calibration = _calibration(trained, requests)
     meter = meter or trained.meters[0]
@@ -1573,7 +1573,7 @@ def edit(
             "give at least one --attr NAME DELTA or --set NAME=VALUE"
         )
     requests = _requests(shifts, set_texts, relative=True)
-    _warn_idle_try_temperature(requests, tries)
+    _warn_idle_try_temperature(requests, tries, editing=True)
     output_format = _edit_format(out, output_format)
     out = out or file.with_name(f"{file.stem}-edited{FORMAT_SUFFIXES[output_format]}")
     if out.resolve() == file.resolve():

@@ -436,6 +436,10 @@ def test_sampled_candidates_come_every_eighth_try_while_searching():
     assert tries_for_a_sample([parse_request("note_density=8")]) == 8
     assert tries_for_a_sample([Request("note_density", "shift", 1.0)]) == 8
     assert tries_for_a_sample([Request("note_density", "shift", 0.0)]) == 2
+    # New bars have no value to shift from: a shift does not search there.
+    shift = [Request("note_density", "shift", 1.0)]
+    assert tries_for_a_sample(shift, editing=False) == 2
+    assert tries_for_a_sample([parse_request("note_density=8")], editing=False) == 8
 
 
 def test_the_try_temperature_help_states_the_sampling_period():

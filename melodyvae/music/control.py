@@ -65,13 +65,15 @@ _REQUEST = re.compile(rf"^\s*([a-z_]+)\s*(==|=)\s*([+-]?)({_NUMBER})\s*$")
 SAMPLE_EVERY = 8
 
 
-def tries_for_a_sample(requests: list[Request]) -> int:
+def tries_for_a_sample(requests: list[Request], *, editing: bool = True) -> int:
     """The ``tries`` from which the candidates of a bar include a sampled one (the
-    only kind the try temperature acts on). The first candidate is the most likely
-    decoding; then, while a request searches along its coordinate (any but a zero
-    shift), every :data:`SAMPLE_EVERY`-th try is sampled; without a search, every
-    try after the first."""
-    searching = any(r.mode != "shift" or r.amount for r in requests)
+    only kind the try temperature acts on), as :func:`control` decodes them for
+    ``requests`` on bars with originals (``editing``) or on new bars. The first
+    candidate is the most likely decoding; then, while a request searches along
+    its coordinate (a target or change always; a shift only when editing, and not
+    a zero one), every :data:`SAMPLE_EVERY`-th try is sampled; without a search,
+    every try after the first."""
+    searching = any(r.mode != "shift" or (editing and r.amount != 0) for r in requests)
     return SAMPLE_EVERY if searching else 2
 
 
