@@ -781,6 +781,7 @@ def encode(
     `tune` and `bar` (which tune and bar number each row came from) and `titles`.
 
     Example: melodyvae encode tune.abc -o latents.npz
+
     Example: melodyvae encode --corpus folk --split test -o folk_test.npz
     """
     import numpy as np
