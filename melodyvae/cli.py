@@ -62,6 +62,8 @@ class _Group(click.Group):
             if (ctx.obj or {}).get("debug"):
                 raise
             message = str(error) or type(error).__name__
+            if isinstance(error, OSError) and error.filename and error.strerror:
+                message = f"{error.filename}: {error.strerror}"
             click.echo(f"melodyvae: error: {message}", err=True)
             ctx.exit(1)
 

@@ -402,3 +402,14 @@ def test_a_dotted_sixteenth_and_a_thirty_second_are_not_snapped_to_thirds(
         (F(1, 2), F(7, 2)),
     ]
     assert not melody.warnings
+
+
+def test_a_folder_that_cannot_be_written_is_named_not_the_temporary_file(
+    tmp_path: Path,
+) -> None:
+    [melody] = read_melodies(DATA / "pickup.abc")
+    out = tmp_path / "missing" / "tune.mid"
+    with pytest.raises(FileNotFoundError) as error:
+        melody_to_midi(melody, out)
+    assert error.value.filename == str(out)
+    assert not (tmp_path / "missing").exists()

@@ -310,13 +310,22 @@ def _save_atomically(midi: mido.MidiFile, path: Path) -> None:
     _write_atomically(path, lambda file: midi.save(file=file))
 
 
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error (class, errno, message) naming the file asked for rather
+    than the temporary one beside it."""
+    return type(error)(error.errno, error.strerror, str(path))
+
+
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a temporary file in the target folder, then rename it into
     place, so that a failure leaves the previous file (or none) and no partial one.
     """
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        raise _naming(error, path) from error
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -326,9 +335,11 @@ def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError) and error.strerror:
+            raise _naming(error, path) from error
         raise
     logger.debug("wrote %s", path)
 
