@@ -317,6 +317,7 @@ def test_check_table_ends_with_a_summary_and_exits_0_with_unusable_bars():
     ("name", "message"),
     [
         ("empty.abc", "empty.abc: empty file"),
+        ("tune_without_notes.abc", "tune_without_notes.abc X:1: no notes"),
         ("corrupt_track.mid", "corrupt_track.mid: corrupt MIDI file"),
         ("drums_only.mid", "drums_only.mid: only drum notes"),
     ],

@@ -19,6 +19,7 @@ from pathlib import Path
 import mido
 import music21
 import pytest
+from datafiles import READABLE_FILES
 
 from melodyvae.errors import MelodyVAEWarning, ReadError
 from melodyvae.music import reading
@@ -32,29 +33,6 @@ from melodyvae.music.reading import (
 from melodyvae.music.writing import melody_to_midi
 
 DATA = Path(__file__).parent / "data"
-
-# Every file in tests/data that reads without error.
-READABLE_FILES = sorted(
-    path.name
-    for path in DATA.iterdir()
-    if path.is_file()
-    and path.suffix in SUPPORTED_SUFFIXES
-    and path.name
-    not in {
-        "empty.abc",
-        "empty_0_bytes.mid",
-        "truncated.mid",
-        "not_midi.mid",
-        "smpte_timing.mid",
-        "huge_delta_time.mid",
-        "zero_ticks_per_beat.mid",
-        "drums_only.mid",
-        "corrupt_track.mid",
-        "huge_duration.musicxml",
-        "huge_meter.musicxml",
-        "huge_meter.krn",
-    }
-)
 
 
 def midi(name: str) -> int:

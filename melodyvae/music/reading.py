@@ -300,12 +300,15 @@ def read_abc_text(
                 expand_repeats,
             )
         except ReadError as exc:
-            logger.warning("skipping ABC tune: %s", exc)
             problems.append(str(exc))
             continue
         melodies.append(melody)
 
-    if not melodies:
+    if melodies:
+        # Only when some tune was read: otherwise the error below says it once.
+        for problem in problems:
+            logger.warning("skipping ABC tune: %s", problem)
+    else:
         if len(problems) == 1:
             raise ReadError(problems[0])
         shown = "; ".join(problems[:3])
