@@ -430,6 +430,25 @@ def test_a_malformed_calibration_is_one_line(tiny_model, tmp_path, bad):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["note_density==-5", "pitch_range==-1", "rhythmic_complexity=2"],
+)
+def test_a_target_no_bar_can_have_is_refused(text):
+    with pytest.raises(MelodyVAEError, match="by definition"):
+        parse_request(text)
+
+
+def test_targets_at_the_ends_of_the_defined_ranges_and_any_change_are_accepted():
+    assert parse_request("rhythmic_complexity=1").amount == 1.0
+    assert parse_request("note_density=0").amount == 0.0
+    assert parse_request("note_density=-5").mode == "change"
+    assert parse_request("contour==-30").amount == -30.0
+    # Sampling has no bar values: a signed value is a target there.
+    with pytest.raises(MelodyVAEError):
+        parse_request("note_density=-5", relative=False)
+
+
 def test_sampled_candidates_come_every_eighth_try_while_searching():
     from melodyvae.music.control import tries_for_a_sample
 

@@ -112,6 +112,16 @@ class Request:
         return None
 
 
+# The values an attribute can take at all (see melodyvae.music.attributes); a
+# target outside them is refused, one outside the training range is aimed at its
+# nearest end instead.
+DEFINED_RANGES = {
+    "rhythmic_complexity": (0.0, 1.0),
+    "pitch_range": (0.0, np.inf),
+    "note_density": (0.0, np.inf),
+}
+
+
 def parse_request(text: str, *, relative: bool = True) -> Request:
     """``NAME=V`` (a target), ``NAME=+K`` / ``NAME=-K`` (a change from each bar's
     value) or ``NAME==V`` (a target of any sign, e.g. ``contour==-5``).
@@ -130,6 +140,13 @@ def parse_request(text: str, *, relative: bool = True) -> Request:
     if not np.isfinite(amount):
         raise MelodyVAEError(f"--set {text!r}: {number} is too large")
     mode = "change" if relative and sign and equals == "=" else "target"
+    low, high = DEFINED_RANGES.get(name, (-np.inf, np.inf))
+    if mode == "target" and not low <= amount <= high:
+        bounds = f"from {low:g} to {high:g}" if np.isfinite(high) else f"≥ {low:g}"
+        raise MelodyVAEError(
+            f"--set {text!r}: {name} is {bounds} by definition, so {amount:g} "
+            "cannot be reached"
+        )
     return Request(name, mode, amount)
 
 
