@@ -923,7 +923,7 @@ def traverse(
     like = None
     if bar_spec is not None:
         if ":" not in bar_spec or not bar_spec.rpartition(":")[2].isdigit():
-            raise MelodyVAEError(f"{bar_spec}: give --bar FILE:N with N a bar number")
+            raise click.UsageError(f"{bar_spec}: give --bar FILE:N with N a bar number")
         like, bars, bar_meters = _bar_source(bar_spec, trained)
         meter = bar_meters[0]
         code = encode_measures(trained, np.stack(bars), bar_meters)[0]
@@ -1289,7 +1289,7 @@ def _bar_source(spec: str, trained) -> tuple[Any, list, list[str]]:
     if not colon or Path(spec).exists():
         path_text, bar_text = spec, ""
     elif not bar_text.isdigit():
-        raise MelodyVAEError(f"{spec}: give FILE or FILE:N with N a bar number")
+        raise click.UsageError(f"{spec}: give FILE or FILE:N with N a bar number")
     melody = _read_tune(Path(path_text), 1, 0)
     encodable = encodable_bars(trained, melody)
     if bar_text:
@@ -1451,10 +1451,12 @@ def _parse_bars(text: str | None, melody) -> set[int] | None:
     for part in text.split(","):
         low, dash, high = part.strip().partition("-")
         if not low.isdigit() or (dash and not high.isdigit()):
-            raise MelodyVAEError(f"--bars {text!r}: use numbers and ranges like 5-8,12")
+            raise click.UsageError(
+                f"--bars {text!r}: use numbers and ranges like 5-8,12"
+            )
         low_bar, high_bar = int(low), int(high or low)
         if high_bar < low_bar:
-            raise MelodyVAEError(
+            raise click.UsageError(
                 f"--bars {text!r}: range {part.strip()} runs backwards"
             )
         if low_bar < first or high_bar > last:

@@ -156,16 +156,18 @@ def test_help_lists_every_command():
 def test_bad_bar_selections_are_refused(tiny_model, tmp_path):
     tune = str(DATA / "pickup.abc")
     model = ["-c", str(tiny_model["stem"])]
-    for bars, message in [
-        ("99", "has bars 0-3"),
-        ("3-1", "runs backwards"),
-        ("2-", "use numbers and ranges"),
-        ("1-999999999999", "has bars 0-3"),
+    # A bar the tune lacks is exit 1; a selection that is not one is a usage error.
+    for bars, message, code in [
+        ("99", "has bars 0-3", 1),
+        ("3-1", "runs backwards", 2),
+        ("2-", "use numbers and ranges", 2),
+        ("x", "use numbers and ranges", 2),
+        ("1-999999999999", "has bars 0-3", 1),
     ]:
         out = tmp_path / f"{message[:4]}.mid"
         args = ["edit", tune, "--attr", "contour", "1", "--bars", bars, "-o", str(out)]
         result = CliRunner().invoke(cli, args + model)
-        assert result.exit_code == 1, (bars, result.output)
+        assert result.exit_code == code, (bars, result.output)
         assert message in result.output, (bars, result.output)
         assert not out.exists()
 
@@ -179,7 +181,7 @@ def test_bad_shifts_and_bar_specs_are_usage_errors(tiny_model, tmp_path):
         assert result.exit_code == 2, result.output
     args = ["interpolate", f"{tune}:x", f"{tune}:1", "-o", str(tmp_path / "i")] + model
     result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 1 and "FILE:N" in result.output
+    assert result.exit_code == 2 and "FILE:N" in result.output
 
 
 def test_evaluate_never_writes_over_its_checkpoint(tiny_model):

@@ -140,7 +140,8 @@ def test_traverse_one_attribute_from_the_prior_centre(tiny_model, tmp_path):
     bad = CliRunner().invoke(
         cli, ["traverse", "--bar", "nofile.mid", "-o", str(tmp_path / "b")]
     )
-    assert bad.exit_code == 1 and "FILE:N" in bad.output
+    # A --bar without its bar number is a malformed command line.
+    assert bad.exit_code == 2 and "FILE:N" in bad.output
 
 
 def test_evenly_spread_indices():
