@@ -325,7 +325,9 @@ def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
             dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
         )
     except OSError as error:
-        raise _naming(error, path) from error
+        if error.strerror:
+            raise _naming(error, path) from error
+        raise
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
