@@ -26,8 +26,8 @@ MusicXML and ABC are notation: measures with their time signatures, the key
 signature, the pickup as an incomplete first measure, ties across barlines,
 pitches spelled in the key and tuplets where onsets leave the binary grid (laid
 out by :mod:`melodyvae.music.notation`). They read back to the same bars, notes,
-pickup, key and tempo, exactly (ABC needs a key: a melody without one is written
-in C major).
+pickup, key and tempo, exactly (a melody without a key is written with no key
+signature: ABC's ``K:none``).
 
 Every file is written to a temporary file beside it and then renamed into place.
 
@@ -626,7 +626,9 @@ def _abc_tune(melody: Melody, number: int) -> str:
     if melody.tempo_qpm:
         header.append(f"Q:{_abc_tempo(melody.tempo_qpm)}")
     if key_info is None:
-        header.append("K:C")
+        # ABC 2.1's "no key signature": every accidental is written out, and
+        # the tune reads back without a key rather than in an invented C major.
+        header.append("K:none")
     else:
         header.append(f"K:{key_info.tonic_name}{_ABC_MODES[key_info.mode]}")
 
