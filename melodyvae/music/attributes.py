@@ -20,6 +20,13 @@ import numpy as np
 from melodyvae.music.tokens import SLOTS_PER_BEAT, Grid, grid_for_meter
 
 ATTRIBUTE_NAMES = ("rhythmic_complexity", "pitch_range", "note_density", "contour")
+# The values an attribute can take at all; contour (last minus first pitch) may
+# have either sign and has no entry.
+DEFINED_RANGES = {
+    "rhythmic_complexity": (0.0, 1.0),
+    "pitch_range": (0.0, float("inf")),
+    "note_density": (0.0, float("inf")),
+}
 
 # Metrical weights by level; see metrical_weights for the rule.
 DOWNBEAT_WEIGHT = 0.20

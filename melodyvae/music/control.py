@@ -36,7 +36,11 @@ from typing import Any
 import numpy as np
 
 from melodyvae.errors import MelodyVAEError
-from melodyvae.music.attributes import ATTRIBUTE_NAMES, compute_attributes
+from melodyvae.music.attributes import (
+    ATTRIBUTE_NAMES,
+    DEFINED_RANGES,
+    compute_attributes,
+)
 from melodyvae.music.calibration import Calibration
 from melodyvae.music.tokens import PAD
 from melodyvae.music.training import TrainedModel
@@ -112,16 +116,6 @@ class Request:
         return None
 
 
-# The values an attribute can take at all (see melodyvae.music.attributes); a
-# target outside them is refused, one outside the training range is aimed at its
-# nearest end instead.
-DEFINED_RANGES = {
-    "rhythmic_complexity": (0.0, 1.0),
-    "pitch_range": (0.0, np.inf),
-    "note_density": (0.0, np.inf),
-}
-
-
 def parse_request(text: str, *, relative: bool = True) -> Request:
     """``NAME=V`` (a target), ``NAME=+K`` / ``NAME=-K`` (a change from each bar's
     value) or ``NAME==V`` (a target of any sign, e.g. ``contour==-5``).
@@ -140,6 +134,8 @@ def parse_request(text: str, *, relative: bool = True) -> Request:
     if not np.isfinite(amount):
         raise MelodyVAEError(f"--set {text!r}: {number} is too large")
     mode = "change" if relative and sign and equals == "=" else "target"
+    # A target no bar can have is refused; one outside the training range is
+    # aimed at its nearest end instead (see aim).
     low, high = DEFINED_RANGES.get(name, (-np.inf, np.inf))
     if mode == "target" and not low <= amount <= high:
         bounds = f"from {low:g} to {high:g}" if np.isfinite(high) else f"≥ {low:g}"
